@@ -1,0 +1,12 @@
+"""Local development: embedded defaults (SQLite, a file-system Celery broker), DEBUG on."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = env.bool("DEBUG", default=True)
+SECRET_KEY = env.str("SECRET_KEY", default="local-development-only-not-secret")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+# A fixed development key; production has no default.
+CREDENTIAL_ENCRYPTION_KEY = env.str(
+    "CREDENTIAL_ENCRYPTION_KEY", default="bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ="
+)

@@ -1,0 +1,122 @@
+"""Who is acting, from where: the request (or task) context every entry is written with."""
+
+import ipaddress
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+
+ACTOR_USER = "user"
+ACTOR_API_KEY = "api_key"
+ACTOR_SYSTEM = "system"
+ACTOR_TASK = "task"
+ACTOR_ANONYMOUS = "anonymous"
+ACTOR_TYPES = (ACTOR_USER, ACTOR_API_KEY, ACTOR_SYSTEM, ACTOR_TASK, ACTOR_ANONYMOUS)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """The circumstances of the current unit of work."""
+
+    request: HttpRequest | None = None
+    actor: Any = None
+    actor_type: str = ACTOR_SYSTEM
+    request_ip: str | None = None
+    request_user_agent: str = ""
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+_current: ContextVar[AuditContext | None] = ContextVar("audit_context", default=None)
+
+
+def current() -> AuditContext:
+    """The active context; outside any request or task, a fresh ``system`` context."""
+    return _current.get() or AuditContext()
+
+
+@contextmanager
+def audit_context(**kwargs: Any) -> Iterator[AuditContext]:
+    """Run a block (a task, a command) under an explicit actor, e.g. ``actor_type="task"``."""
+    ctx = AuditContext(**kwargs)
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The client address: the socket, or the hop the last trusted proxy saw."""
+    address = request.META.get("REMOTE_ADDR")
+    hops = settings.TRUSTED_PROXY_COUNT
+    if hops > 0:
+        forwarded = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [h for h in forwarded if h]
+        # Each trusted proxy appends the address it saw; anything further left is client-supplied.
+        if len(forwarded) >= hops:
+            address = forwarded[-hops]
+    try:
+        return str(ipaddress.ip_address(address)) if address else None
+    except ValueError:
+        return None
+
+
+def request_id_for(request: HttpRequest) -> str:
+    """The caller's ``X-Request-ID`` when it is a sane token, otherwise a new one."""
+    supplied = request.META.get("HTTP_X_REQUEST_ID", "")
+    return supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+
+
+def context_for_request(request: HttpRequest) -> AuditContext:
+    """A context whose actor is read from the request when an entry is written."""
+    return AuditContext(
+        request=request,
+        actor_type=ACTOR_ANONYMOUS,
+        request_ip=client_ip(request),
+        request_user_agent=request.META.get("HTTP_USER_AGENT", "")[:512],
+        request_id=request_id_for(request),
+    )
+
+
+@contextmanager
+def request_context(request: HttpRequest) -> Iterator[AuditContext]:
+    """Bind the request's context for the duration of the block."""
+    ctx = context_for_request(request)
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The resolved actor of one entry."""
+
+    user: Any
+    actor_type: str
+    api_key_id: int | None = None
+    api_key_name: str = ""
+
+
+def resolve_actor(ctx: AuditContext, user: Any = None) -> Actor:
+    """Who acts now. Read at write time, so users that DRF authenticates by token are seen."""
+    if ctx.request is None:
+        return Actor(user=user or ctx.actor, actor_type=ctx.actor_type)
+    request_user = getattr(ctx.request, "user", None)
+    if user is None and request_user is not None and request_user.is_authenticated:
+        user = request_user
+    if user is None:
+        return Actor(user=None, actor_type=ACTOR_ANONYMOUS)
+    key = getattr(ctx.request, "auth", None)
+    if key is not None and getattr(key, "key_hash", None):
+        return Actor(user=user, actor_type=ACTOR_API_KEY, api_key_id=key.pk, api_key_name=key.name)
+    return Actor(user=user, actor_type=ACTOR_USER)

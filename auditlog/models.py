@@ -1,0 +1,89 @@
+"""The audit log entry: one row per operation, append-only."""
+
+from django.conf import settings
+from django.db import models
+
+from .context import ACTOR_TYPES
+
+
+class AppendOnlyError(Exception):
+    """Raised when code tries to change or delete an audit log entry."""
+
+
+class AuditLogEntryQuerySet(models.QuerySet):
+    """Entries can be read and created, never updated or deleted."""
+
+    def update(self, **kwargs):
+        raise AppendOnlyError("audit log entries are append-only")
+
+    def delete(self):
+        raise AppendOnlyError("audit log entries are append-only")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AppendOnlyError("audit log entries are append-only")
+
+    def update_or_create(self, *args, **kwargs):
+        raise AppendOnlyError("audit log entries are append-only")
+
+
+class AuditLogEntry(models.Model):
+    """Who did what to which object of a tenant, when, and from where."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(db_index=False)
+    operation_name = models.CharField(max_length=64)
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    user_email = models.CharField(max_length=254, blank=True)
+    user_name = models.CharField(max_length=255, blank=True)
+    actor_type = models.CharField(max_length=16, choices=[(t, t) for t in ACTOR_TYPES])
+    api_key_id = models.BigIntegerField(null=True, blank=True)
+    api_key_name = models.CharField(max_length=255, blank=True)
+
+    request_ip = models.GenericIPAddressField(null=True, blank=True)
+    request_user_agent = models.CharField(max_length=512, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(max_length=255, blank=True)
+    story_id = models.BigIntegerField(null=True, blank=True)
+
+    inputs = models.JSONField(null=True, blank=True)
+    outputs = models.JSONField(default=dict, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+
+    objects = AuditLogEntryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "audit log entry"
+        verbose_name_plural = "audit log entries"
+        default_permissions = ("view",)
+        ordering = ("-created_at", "-id")
+        indexes = [
+            models.Index(fields=["tenant", "-created_at", "-id"], name="auditlog_tenant_time"),
+            models.Index(
+                fields=["tenant", "operation_name", "-created_at"], name="auditlog_tenant_op"
+            ),
+            models.Index(fields=["tenant", "user", "-created_at"], name="auditlog_tenant_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation_name} by {self.user_email or self.actor_type} at {self.created_at}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("audit log entries are append-only")
+        kwargs["force_insert"] = True
+        return super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("audit log entries are append-only")

@@ -1,0 +1,112 @@
+"""The operation catalog: every operation the audit log can record, named once.
+
+Names follow the public Tines vocabulary where one exists and are invented in the same
+PascalCase style where none does. A name, once shipped, is never renamed or reused.
+"""
+
+from dataclasses import dataclass
+
+USER_MANAGEMENT = "User management"
+CREDENTIALS_AND_RESOURCES = "Credentials and resources"
+STORIES_AND_VERSIONS = "Stories and versions"
+TEAMS = "Teams"
+AUTHENTICATION = "Authentication and access control"
+PAGES = "Pages and apps"
+AUDIT_LOG = "The audit log"
+
+CATEGORIES = (
+    USER_MANAGEMENT,
+    CREDENTIALS_AND_RESOURCES,
+    STORIES_AND_VERSIONS,
+    TEAMS,
+    AUTHENTICATION,
+    PAGES,
+    AUDIT_LOG,
+)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One kind of audited operation."""
+
+    name: str
+    category: str
+    description: str
+    target_type: str
+
+
+_CATALOG = (
+    Operation("UsersInvitation", USER_MANAGEMENT, "Invited a user to the tenant", "user"),
+    Operation("UserEdit", USER_MANAGEMENT, "Edited a user's name, email or status", "user"),
+    Operation("UserRoleChange", USER_MANAGEMENT, "Changed a user's tenant role", "user"),
+    Operation(
+        "UserPermissionsChange", USER_MANAGEMENT, "Changed a user's tenant permissions", "user"
+    ),
+    Operation("UserPasswordChange", USER_MANAGEMENT, "Changed a user's password", "user"),
+    Operation("UserDeletion", USER_MANAGEMENT, "Removed a user from the tenant", "user"),
+    Operation(
+        "CredentialSave", CREDENTIALS_AND_RESOURCES, "Created or edited a credential", "credential"
+    ),
+    Operation(
+        "CredentialDestruction", CREDENTIALS_AND_RESOURCES, "Deleted a credential", "credential"
+    ),
+    Operation(
+        "GlobalResourceCreation", CREDENTIALS_AND_RESOURCES, "Created a resource", "resource"
+    ),
+    Operation("GlobalResourceEdit", CREDENTIALS_AND_RESOURCES, "Edited a resource", "resource"),
+    Operation(
+        "GlobalResourceDestruction", CREDENTIALS_AND_RESOURCES, "Deleted a resource", "resource"
+    ),
+    Operation("StoryCreation", STORIES_AND_VERSIONS, "Created a story", "story"),
+    Operation("StoryNameChange", STORIES_AND_VERSIONS, "Renamed a story", "story"),
+    Operation(
+        "StoryDescriptionChange", STORIES_AND_VERSIONS, "Changed a story's description", "story"
+    ),
+    Operation("StoryDisabledChange", STORIES_AND_VERSIONS, "Enabled or disabled a story", "story"),
+    Operation("StoryLockedChange", STORIES_AND_VERSIONS, "Locked or unlocked a story", "story"),
+    Operation("StoryMovement", STORIES_AND_VERSIONS, "Moved a story to another team", "story"),
+    Operation("StoryArchive", STORIES_AND_VERSIONS, "Archived a story", "story"),
+    Operation("StoryRestore", STORIES_AND_VERSIONS, "Restored an archived story", "story"),
+    Operation(
+        "ArchivedStoryDeletion", STORIES_AND_VERSIONS, "Permanently deleted a story", "story"
+    ),
+    Operation(
+        "StoryVersionCreate", STORIES_AND_VERSIONS, "Saved a named story version", "story_version"
+    ),
+    Operation(
+        "StoryVersionNameChange", STORIES_AND_VERSIONS, "Renamed a story version", "story_version"
+    ),
+    Operation(
+        "StoryVersionDeletion", STORIES_AND_VERSIONS, "Deleted a story version", "story_version"
+    ),
+    Operation("TeamCreation", TEAMS, "Created a team", "team"),
+    Operation("TeamUpdate", TEAMS, "Edited a team", "team"),
+    Operation("TeamDestruction", TEAMS, "Deleted a team", "team"),
+    Operation("TeamMembersAddition", TEAMS, "Added a member to a team", "team_membership"),
+    Operation("TeamMemberRemoval", TEAMS, "Removed a member from a team", "team_membership"),
+    Operation("TeamMemberRoleChange", TEAMS, "Changed a team member's role", "team_membership"),
+    Operation("Login", AUTHENTICATION, "Signed in", "user"),
+    Operation("LoginFailure", AUTHENTICATION, "Failed to sign in", "user"),
+    Operation("Logout", AUTHENTICATION, "Signed out", "user"),
+    Operation("AuthenticationTokenCreation", AUTHENTICATION, "Created an API key", "api_key"),
+    Operation("AuthenticationTokenDeletion", AUTHENTICATION, "Revoked an API key", "api_key"),
+    Operation("AuthenticationTokenEdit", AUTHENTICATION, "Renamed an API key", "api_key"),
+    Operation(
+        "AuthenticationTokenUse", AUTHENTICATION, "Used an API key (at most hourly)", "api_key"
+    ),
+    Operation("TenantCreation", AUTHENTICATION, "Created the tenant", "tenant"),
+    Operation("TenantConfigChange", AUTHENTICATION, "Changed tenant settings", "tenant"),
+    Operation("PageCreation", PAGES, "Created a page", "page"),
+    Operation("PageUpdate", PAGES, "Edited a page", "page"),
+    Operation("PageDestruction", PAGES, "Deleted a page", "page"),
+    Operation("PagePublish", PAGES, "Published a page", "page"),
+    Operation("PageUnpublish", PAGES, "Unpublished a page", "page"),
+)
+
+OPERATIONS: dict[str, Operation] = {op.name: op for op in _CATALOG}
+assert len(OPERATIONS) == len(_CATALOG), "an operation is named twice"  # noqa: S101
+
+
+def get_operation(name: str) -> Operation:
+    """The catalog entry for ``name``; raises ``KeyError`` for a name not in the catalog."""
+    return OPERATIONS[name]

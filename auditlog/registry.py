@@ -1,0 +1,132 @@
+"""The explicit list of audited models and how their changes map to operations.
+
+Each audited model registers itself from its own app (``AppConfig.ready``); the registry
+connects the capture signals. ``auditlog`` never imports the models it audits.
+"""
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import models
+
+from .operations import OPERATIONS
+from .redaction import REDACTED, to_json
+
+OperationFor = str | Callable[[Any], str]
+
+
+@dataclass(frozen=True)
+class AuditedModel:
+    """How one model is audited."""
+
+    model: type[models.Model]
+    target_type: str
+    create: str
+    update: str
+    delete: str | None
+    field_operations: dict[str, OperationFor] = field(default_factory=dict)
+    secret_fields: frozenset[str] = frozenset()
+    exclude_fields: frozenset[str] = frozenset()
+    m2m_fields: tuple[str, ...] = ()
+    tenant_attname: str = "tenant_id"
+    story_attname: str | None = None
+    repr_attname: str | None = "name"
+    create_inputs: Callable[[Any], dict] | None = None
+    delete_inputs: Callable[[Any], dict] | None = None
+
+    @property
+    def fields(self) -> list[models.Field]:
+        """The concrete fields whose changes are recorded."""
+        return [
+            f
+            for f in self.model._meta.concrete_fields
+            if not f.primary_key and f.name not in self.exclude_fields
+        ]
+
+    def snapshot(self, instance: models.Model) -> dict[str, Any]:
+        """The audited field values of ``instance`` as loaded (deferred fields left out)."""
+        deferred = instance.get_deferred_fields()
+        return {
+            f.attname: copy.deepcopy(getattr(instance, f.attname))
+            for f in self.fields
+            if f.attname not in deferred
+        }
+
+    def value(self, name: str, value: Any) -> Any:
+        """A field value as it may appear in an entry."""
+        return REDACTED if name in self.secret_fields else to_json(value)
+
+    def diff(self, before: dict[str, Any], after: dict[str, Any]) -> dict[str, list]:
+        """``{field: [before, after]}`` for the fields whose value changed."""
+        changes = {}
+        for f in self.fields:
+            if f.attname in before and f.attname in after and before[f.attname] != after[f.attname]:
+                changes[f.name] = [
+                    self.value(f.name, before[f.attname]),
+                    self.value(f.name, after[f.attname]),
+                ]
+        return changes
+
+    def operations_for(self, changes: dict[str, list], after: dict[str, Any]) -> dict[str, dict]:
+        """Split one row's changes by operation: ``{operation_name: {field: [before, after]}}``."""
+        split: dict[str, dict] = {}
+        for name, pair in changes.items():
+            op = self.field_operations.get(name, self.update)
+            if callable(op):
+                op = op(after.get(self.model._meta.get_field(name).attname))
+            split.setdefault(op, {})[name] = pair
+        return split
+
+    def inputs(self, values: dict[str, Any]) -> dict:
+        """Tines-style ``{"inputs": {...}}`` for the given field values, secrets redacted."""
+        named = {self.model._meta.get_field(k).name: v for k, v in values.items()}
+        return {"inputs": {k: self.value(k, v) for k, v in named.items()}}
+
+    def tenant_id(self, values: Any) -> int:
+        """The tenant of a row (an instance or a ``values()`` dict)."""
+        return _get(values, self.tenant_attname)
+
+    def story_id(self, values: Any) -> int | None:
+        """The story a row belongs to, if any."""
+        return _get(values, self.story_attname) if self.story_attname else None
+
+    def repr_of(self, values: Any) -> str:
+        """A short human label of a row; never a secret."""
+        if isinstance(values, models.Model):
+            return str(values)[:255]
+        label = _get(values, self.repr_attname) if self.repr_attname else None
+        return str(label if label is not None else _get(values, "pk"))[:255]
+
+
+def _get(values: Any, attname: str) -> Any:
+    return values[attname] if isinstance(values, dict) else getattr(values, attname)
+
+
+_registry: dict[type[models.Model], AuditedModel] = {}
+
+
+def register(model: type[models.Model], **options: Any) -> AuditedModel:
+    """Audit ``model``: every create, update, delete and m2m change becomes an entry."""
+    from . import signals
+
+    config = AuditedModel(model=model, **options)
+    names = [n for n in (config.create, config.update, config.delete) if n]
+    names += [op for op in config.field_operations.values() if isinstance(op, str)]
+    unknown = [name for name in names if name not in OPERATIONS]
+    if unknown:
+        raise ValueError(f"operations not in the catalog: {unknown}")
+    _registry[model] = config
+    signals.connect_model(config)
+    return config
+
+
+def get(model: type[models.Model]) -> AuditedModel | None:
+    """The audit configuration of ``model`` (or of its concrete parent), if it is audited."""
+    return _registry.get(model._meta.concrete_model)
+
+
+def audited_models() -> list[AuditedModel]:
+    """Every registered model."""
+    return list(_registry.values())

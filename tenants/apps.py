@@ -1,0 +1,121 @@
+from django.apps import AppConfig
+
+
+class TenantsConfig(AppConfig):
+    """The audited domain; registers its models with the audit log."""
+
+    name = "tenants"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from auditlog.registry import register
+
+        from . import models as m
+
+        register(
+            m.Tenant,
+            target_type="tenant",
+            create="TenantCreation",
+            update="TenantConfigChange",
+            delete=None,
+            tenant_attname="id",
+        )
+        register(
+            m.User,
+            target_type="user",
+            create="UsersInvitation",
+            update="UserEdit",
+            delete="UserDeletion",
+            field_operations={
+                "role": "UserRoleChange",
+                "permissions": "UserPermissionsChange",
+                "password": "UserPasswordChange",
+                "removed_at": lambda removed: "UserDeletion" if removed else "UserEdit",
+            },
+            secret_fields=frozenset({"password"}),
+            exclude_fields=frozenset({"last_login", "date_joined"}),
+            repr_attname="email",
+        )
+        register(
+            m.Team,
+            target_type="team",
+            create="TeamCreation",
+            update="TeamUpdate",
+            delete="TeamDestruction",
+        )
+        register(
+            m.Membership,
+            target_type="team_membership",
+            create="TeamMembersAddition",
+            update="TeamMemberRoleChange",
+            delete="TeamMemberRemoval",
+            repr_attname=None,
+        )
+        register(
+            m.Credential,
+            target_type="credential",
+            create="CredentialSave",
+            update="CredentialSave",
+            delete="CredentialDestruction",
+            secret_fields=frozenset({"value"}),
+            exclude_fields=frozenset({"created_at", "updated_at"}),
+            m2m_fields=("shared_with_teams",),
+        )
+        register(
+            m.Resource,
+            target_type="resource",
+            create="GlobalResourceCreation",
+            update="GlobalResourceEdit",
+            delete="GlobalResourceDestruction",
+            exclude_fields=frozenset({"updated_at"}),
+        )
+        register(
+            m.Story,
+            target_type="story",
+            create="StoryCreation",
+            # Every editable field has its own operation; moving teams is what is left.
+            update="StoryMovement",
+            delete="ArchivedStoryDeletion",
+            field_operations={
+                "name": "StoryNameChange",
+                "description": "StoryDescriptionChange",
+                "enabled": "StoryDisabledChange",
+                "locked": "StoryLockedChange",
+                "archived": lambda archived: "StoryArchive" if archived else "StoryRestore",
+            },
+            exclude_fields=frozenset({"updated_at"}),
+            story_attname="id",
+        )
+        register(
+            m.StoryVersion,
+            target_type="story_version",
+            create="StoryVersionCreate",
+            update="StoryVersionNameChange",
+            delete="StoryVersionDeletion",
+            exclude_fields=frozenset({"created_at"}),
+            story_attname="story_id",
+        )
+        register(
+            m.Page,
+            target_type="page",
+            create="PageCreation",
+            update="PageUpdate",
+            delete="PageDestruction",
+            field_operations={
+                "published": lambda published: "PagePublish" if published else "PageUnpublish",
+            },
+            story_attname="story_id",
+        )
+        register(
+            m.ApiKey,
+            target_type="api_key",
+            create="AuthenticationTokenCreation",
+            update="AuthenticationTokenEdit",
+            delete="AuthenticationTokenDeletion",
+            secret_fields=frozenset({"key_hash"}),
+            exclude_fields=frozenset({"last_used_at", "created_at"}),
+            create_inputs=lambda key: {
+                "inputs": {"name": key.name, "isServiceToken": key.kind == m.ApiKey.Kind.SERVICE}
+            },
+            delete_inputs=lambda key: {"inputs": {"authenticationTokenId": key.pk}},
+        )
