@@ -1,0 +1,3 @@
+"""Routes of the domain REST API (``/api/v1/...``)."""
+
+urlpatterns: list = []
