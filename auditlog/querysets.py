@@ -1,11 +1,12 @@
 """Bulk paths of audited models: one entry per affected row, inserted in batches."""
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.db import models, transaction
 
 from . import registry
-from .services import build_entry, entry_batch, record_many
+from .services import entry_batch, entry_row, record_rows, stamp
 
 CHUNK = 5000
 
@@ -15,20 +16,37 @@ class AuditedQuerySet(models.QuerySet):
 
     def update(self, **kwargs: Any) -> int:
         config = registry.get(self.model)
-        names = [self.model._meta.get_field(k).attname for k in kwargs]
-        columns = list(dict.fromkeys(["pk", config.tenant_attname, *names, *_optional(config)]))
+        fields = [self.model._meta.get_field(name) for name in kwargs]
+        columns = [f.attname for f in fields]
+        columns = list(dict.fromkeys(["pk", config.tenant_attname, *columns, *_optional(config)]))
         with transaction.atomic(using=self.db):
-            # Lock the rows so the before/after pair is exactly what this statement did.
-            before = list(self.select_for_update().values(*columns))
-            count = 0
-            entries = []
-            for start in range(0, len(before), CHUNK):
-                chunk = {row["pk"]: row for row in before[start : start + CHUNK]}
-                rows = models.QuerySet(self.model, using=self.db).filter(pk__in=chunk)
-                count += models.QuerySet.update(rows, **kwargs)
-                for after in rows.values(*columns):
-                    entries += _update_entries(config, chunk[after["pk"]], after)
-            record_many(entries)
+            # Lock the rows, so that nobody else changes them between here and the UPDATE.
+            before = {row["pk"]: row for row in self.select_for_update().values(*columns)}
+            count = super().update(**kwargs)
+            if count != len(before):
+                # A row that matches was committed after the SELECT: its before is unknown.
+                raise ConcurrentUpdateError(
+                    f"{self.model._meta.label}: {count} rows updated, {len(before)} expected"
+                )
+            if any(hasattr(value, "resolve_expression") for value in kwargs.values()):
+                afters = [
+                    row
+                    for pks in _chunks(list(before))
+                    for row in self.model._base_manager.using(self.db)
+                    .filter(pk__in=pks)
+                    .values(*columns)
+                ]
+            else:
+                new = {f.attname: _python_value(f, v) for f, v in zip(fields, kwargs.values())}
+                afters = [{**row, **new} for row in before.values()]
+            shared = stamp()
+            record_rows(
+                [
+                    entry
+                    for after in afters
+                    for entry in _update_entries(config, before[after["pk"]], after, shared)
+                ]
+            )
         return count
 
     update.alters_data = True
@@ -45,13 +63,14 @@ class AuditedQuerySet(models.QuerySet):
         with transaction.atomic(using=self.db):
             created = super().bulk_create(objs, *args, **kwargs)
             entries = []
+            shared = stamp()
             for obj in created:
                 if obj.pk is None:
                     raise RuntimeError("bulk_create did not return primary keys to audit")
                 values = config.snapshot(obj)
                 obj._audit_snapshot = values
                 entries.append(
-                    build_entry(
+                    entry_row(
                         operation_name=config.create,
                         tenant_id=config.tenant_id(obj),
                         target_type=config.target_type,
@@ -62,48 +81,53 @@ class AuditedQuerySet(models.QuerySet):
                         if config.create_inputs
                         else config.inputs(values),
                         secret_fields=config.secret_fields,
+                        shared=shared,
                     )
                 )
-            record_many(entries)
+            record_rows(entries)
         return created
 
     bulk_create.alters_data = True
 
     def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
-        config = registry.get(self.model)
+        # Django implements bulk_update with self.filter(...).update(...): update() records.
         objs = list(objs)
-        names = [self.model._meta.get_field(f).attname for f in fields]
-        columns = list(dict.fromkeys(["pk", config.tenant_attname, *names, *_optional(config)]))
-        with transaction.atomic(using=self.db):
-            pks = [obj.pk for obj in objs]
-            before = {
-                row["pk"]: row
-                for start in range(0, len(pks), CHUNK)
-                for row in self.model._base_manager.using(self.db)
-                .filter(pk__in=pks[start : start + CHUNK])
-                .select_for_update()
-                .values(*columns)
-            }
+        config = registry.get(self.model)
+        with entry_batch():
             count = super().bulk_update(objs, fields, batch_size=batch_size)
-            entries = []
-            for obj in objs:
-                after = {c: getattr(obj, c) for c in columns}
-                entries += _update_entries(config, before[obj.pk], after)
-                obj._audit_snapshot = config.snapshot(obj)
-            record_many(entries)
+        for obj in objs:
+            obj._audit_snapshot = config.snapshot(obj)
         return count
 
     bulk_update.alters_data = True
+
+
+class ConcurrentUpdateError(Exception):
+    """The set of rows an audited update matched changed while it ran; nothing was changed."""
+
+
+def _chunks(items: list) -> Iterator[list]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _python_value(field: models.Field, value: Any) -> Any:
+    """The value a plain ``update()`` argument has once stored, as loaded rows show it."""
+    if isinstance(value, models.Model):
+        value = value.pk
+    return field.to_python(value)
 
 
 def _optional(config: "registry.AuditedModel") -> list[str]:
     return [a for a in (config.story_attname, config.repr_attname) if a]
 
 
-def _update_entries(config: "registry.AuditedModel", before: dict, after: dict) -> list:
+def _update_entries(
+    config: "registry.AuditedModel", before: dict, after: dict, shared: dict
+) -> list[dict]:
     changes = config.diff(before, after)
     return [
-        build_entry(
+        entry_row(
             operation_name=operation_name,
             tenant_id=config.tenant_id(after),
             target_type=config.target_type,
@@ -112,7 +136,8 @@ def _update_entries(config: "registry.AuditedModel", before: dict, after: dict) 
             story_id=config.story_id(after),
             inputs={"inputs": {"id": after["pk"], **{k: v[1] for k, v in subset.items()}}},
             changes=subset,
-            secret_fields=config.secret_fields,
+            shared=shared,
+            redacted=True,
         )
         for operation_name, subset in config.operations_for(changes, after).items()
     ]

@@ -12,7 +12,7 @@ from typing import Any
 from django.db import models
 
 from .operations import OPERATIONS
-from .redaction import REDACTED, to_json
+from .redaction import REDACTED, is_secret_key, to_json
 
 OperationFor = str | Callable[[Any], str]
 
@@ -56,7 +56,7 @@ class AuditedModel:
 
     def value(self, name: str, value: Any) -> Any:
         """A field value as it may appear in an entry."""
-        return REDACTED if name in self.secret_fields else to_json(value)
+        return REDACTED if is_secret_key(name, self.secret_fields) else to_json(value)
 
     def diff(self, before: dict[str, Any], after: dict[str, Any]) -> dict[str, list]:
         """``{field: [before, after]}`` for the fields whose value changed."""

@@ -1,11 +1,13 @@
 """Writing entries: the one function every capture path ends in."""
 
+import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from .context import current, resolve_actor
@@ -13,12 +15,34 @@ from .models import AuditLogEntry
 from .operations import get_operation
 from .redaction import REDACTED, is_secret_key, redact
 
-_batch: ContextVar[list[AuditLogEntry] | None] = ContextVar("audit_entry_batch", default=None)
+_batch: ContextVar[list[dict] | None] = ContextVar("audit_entry_batch", default=None)
 
 BATCH_SIZE = 2000
+# From this many rows on, PostgreSQL gets them through COPY: several times faster than INSERT.
+COPY_THRESHOLD = 100
+JSON_COLUMNS = ("inputs", "outputs", "changes")
 
 
-def build_entry(
+def stamp(user: Any = None) -> dict[str, Any]:
+    """The values every entry of the current context shares: when, who, from where."""
+    ctx = current()
+    actor = resolve_actor(ctx, user=user)
+    actor_user = actor.user if getattr(actor.user, "pk", None) else None
+    return {
+        "created_at": timezone.now(),
+        "user_id": actor_user.pk if actor_user else None,
+        "user_email": getattr(actor_user, "email", "") or "",
+        "user_name": getattr(actor_user, "name", "") or "",
+        "actor_type": actor.actor_type,
+        "api_key_id": actor.api_key_id,
+        "api_key_name": actor.api_key_name,
+        "request_ip": ctx.request_ip,
+        "request_user_agent": ctx.request_user_agent,
+        "request_id": ctx.request_id,
+    }
+
+
+def entry_row(
     *,
     operation_name: str,
     tenant_id: int,
@@ -31,33 +55,31 @@ def build_entry(
     changes: dict | None = None,
     user: Any = None,
     secret_fields: frozenset[str] = frozenset(),
-) -> AuditLogEntry:
-    """An unsaved entry for the current context; unknown operation names raise ``KeyError``."""
+    shared: dict[str, Any] | None = None,
+    redacted: bool = False,
+) -> dict[str, Any]:
+    """The column values of one entry; unknown operation names raise ``KeyError``.
+
+    ``shared`` is a ``stamp()`` taken once for many rows of one statement; ``redacted``
+    says that the registry already redacted and JSON-encoded the values (bulk paths).
+    """
     operation = get_operation(operation_name)
-    actor = resolve_actor(current(), user=user)
-    ctx = current()
-    actor_user = actor.user if getattr(actor.user, "pk", None) else None
-    return AuditLogEntry(
-        tenant_id=tenant_id,
-        created_at=timezone.now(),
-        operation_name=operation.name,
-        user=actor_user,
-        user_email=getattr(actor_user, "email", "") or "",
-        user_name=getattr(actor_user, "name", "") or "",
-        actor_type=actor.actor_type,
-        api_key_id=actor.api_key_id,
-        api_key_name=actor.api_key_name,
-        request_ip=ctx.request_ip,
-        request_user_agent=ctx.request_user_agent,
-        request_id=ctx.request_id,
-        target_type=target_type or operation.target_type,
-        target_id=str(target_id) if target_id not in (None, "") else "",
-        target_repr=target_repr[:255],
-        story_id=story_id,
-        inputs=redact(inputs, secret_fields) if inputs is not None else None,
-        outputs=redact(outputs or {}, secret_fields),
-        changes=_redact_changes(changes or {}, secret_fields),
-    )
+    if not redacted:
+        inputs = redact(inputs, secret_fields) if inputs is not None else None
+        outputs = redact(outputs or {}, secret_fields)
+        changes = _redact_changes(changes or {}, secret_fields)
+    return {
+        **(shared or stamp(user)),
+        "tenant_id": tenant_id,
+        "operation_name": operation.name,
+        "target_type": target_type or operation.target_type,
+        "target_id": str(target_id) if target_id not in (None, "") else "",
+        "target_repr": target_repr[:255],
+        "story_id": story_id,
+        "inputs": inputs,
+        "outputs": outputs or {},
+        "changes": changes or {},
+    }
 
 
 def _redact_changes(changes: dict, secret_fields: frozenset[str]) -> dict:
@@ -70,27 +92,55 @@ def _redact_changes(changes: dict, secret_fields: frozenset[str]) -> dict:
     }
 
 
-def record(**kwargs: Any) -> AuditLogEntry:
+def record(**kwargs: Any) -> None:
     """Record one operation in the caller's transaction (buffered inside ``entry_batch``).
 
     Errors propagate: if the entry cannot be written, the caller's change must roll back.
     """
-    entry = build_entry(**kwargs)
+    record_rows([entry_row(**kwargs)])
+
+
+def record_rows(rows: list[dict[str, Any]]) -> None:
+    """Insert prepared rows in a few statements (or add them to the open batch)."""
     buffer = _batch.get()
     if buffer is not None:
-        buffer.append(entry)
+        buffer.extend(rows)
+    elif rows:
+        _insert(rows)
+
+
+def _insert(rows: list[dict[str, Any]]) -> None:
+    connection = connections[router.db_for_write(AuditLogEntry)]
+    if connection.vendor == "postgresql" and len(rows) >= COPY_THRESHOLD:
+        _copy(connection, rows)
     else:
-        entry.save()
-    return entry
+        AuditLogEntry.objects.bulk_create(
+            [AuditLogEntry(**row) for row in rows], batch_size=BATCH_SIZE
+        )
 
 
-def record_many(entries: list[AuditLogEntry]) -> None:
-    """Insert prepared entries in a few batched statements (or add them to the open batch)."""
-    buffer = _batch.get()
-    if buffer is not None:
-        buffer.extend(entries)
-    elif entries:
-        AuditLogEntry.objects.bulk_create(entries, batch_size=BATCH_SIZE)
+def _copy(connection: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert rows with PostgreSQL's COPY, inside the caller's transaction."""
+    fields = [f for f in AuditLogEntry._meta.concrete_fields if not f.primary_key]
+    sql = (
+        f"COPY {AuditLogEntry._meta.db_table} "
+        f"({', '.join(connection.ops.quote_name(f.column) for f in fields)}) FROM STDIN"
+    )
+    names = [f.attname for f in fields]
+    started = time.monotonic()
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    json.dumps(row[n]) if n in JSON_COLUMNS and row[n] is not None else row[n]
+                    for n in names
+                ]
+            )
+    if connection.queries_logged:
+        # COPY bypasses Django's cursor wrapper; log it like any other statement.
+        connection.queries_log.append(
+            {"sql": f"{sql} -- {len(rows)} rows", "time": f"{time.monotonic() - started:.3f}"}
+        )
 
 
 @contextmanager
@@ -102,14 +152,14 @@ def entry_batch() -> Iterator[None]:
     if _batch.get() is not None:
         yield
         return
-    buffer: list[AuditLogEntry] = []
+    buffer: list[dict[str, Any]] = []
     token = _batch.set(buffer)
     try:
         with transaction.atomic():
             yield
             _batch.reset(token)
             token = None
-            record_many(buffer)
+            record_rows(buffer)
     finally:
         if token is not None:
             _batch.reset(token)

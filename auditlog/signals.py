@@ -88,37 +88,42 @@ def record_m2m(
     pk_set: set | None,
     **kwargs: Any,
 ) -> None:
-    """Record a change of a many-to-many field as an update of the object that owns it."""
-    if reverse:
-        # Changed from the other side (team.shared_credentials.add(...)): record per owner.
-        for owner in model._base_manager.filter(pk__in=pk_set or ()):
-            record_m2m(sender, owner, action, False, type(instance), {instance.pk}, **kwargs)
-        return
-    config = registry.get(type(instance))
+    """Record a change of a many-to-many field as an update of each object that owns it."""
+    owner_model = model if reverse else type(instance)
+    config = registry.get(owner_model)
     name = next(
         n
         for n in config.m2m_fields
-        if type(instance)._meta.get_field(n).remote_field.through is sender
+        if owner_model._meta.get_field(n).remote_field.through is sender
     )
     if action in ("pre_add", "pre_remove", "pre_clear"):
-        instance._audit_m2m_before = sorted(getattr(instance, name).values_list("pk", flat=True))
+        if reverse:
+            # Changed from the other side (team.shared_credentials.remove(...)).
+            owners = owner_model._base_manager.filter(
+                **({"pk__in": pk_set} if pk_set is not None else {name: instance})
+            )
+        else:
+            owners = [instance]
+        instance._audit_m2m_before = {
+            owner: sorted(getattr(owner, name).values_list("pk", flat=True)) for owner in owners
+        }
         return
     if action not in ("post_add", "post_remove", "post_clear"):
         return
-    before = instance.__dict__.pop("_audit_m2m_before", [])
-    after = sorted(getattr(instance, name).values_list("pk", flat=True))
-    if before == after:
-        return
-    record(
-        operation_name=config.update,
-        tenant_id=config.tenant_id(instance),
-        target_type=config.target_type,
-        target_id=instance.pk,
-        target_repr=config.repr_of(instance),
-        story_id=config.story_id(instance),
-        inputs={"inputs": {"id": instance.pk, name: after}},
-        changes={name: [before, after]},
-    )
+    for owner, before in instance.__dict__.pop("_audit_m2m_before", {}).items():
+        after = sorted(getattr(owner, name).values_list("pk", flat=True))
+        if before == after:
+            continue
+        record(
+            operation_name=config.update,
+            tenant_id=config.tenant_id(owner),
+            target_type=config.target_type,
+            target_id=owner.pk,
+            target_repr=config.repr_of(owner),
+            story_id=config.story_id(owner),
+            inputs={"inputs": {"id": owner.pk, name: after}},
+            changes={name: [before, after]},
+        )
 
 
 # --- Authentication: operations that are not row changes -------------------------------
