@@ -37,7 +37,8 @@ class AuditedQuerySet(models.QuerySet):
                     .values(*columns)
                 ]
             else:
-                new = {f.attname: _python_value(f, v) for f, v in zip(fields, kwargs.values())}
+                pairs = zip(fields, kwargs.values(), strict=True)
+                new = {f.attname: _python_value(f, v) for f, v in pairs}
                 afters = [{**row, **new} for row in before.values()]
             shared = stamp()
             record_rows(

@@ -4,7 +4,7 @@
 (b) ``QuerySet.update()`` of 10,000 audited rows with capture vs a plain update, and how
 many INSERT statements capture issues for the batch.
 
-Run: DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python bench/capture_overhead.py
+Run: .venv/bin/python bench/capture_overhead.py  (DATABASE_URL: a PostgreSQL server's URL)
 It creates and drops a scratch database (``test_<name>``) and prints its figures.
 """
 
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "audit_project.settings.test")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -37,7 +37,7 @@ BULK_ROWS = 10_000
 BULK_ROUNDS = 5
 
 
-class capture_off:  # noqa: N801
+class capture_off:
     """Disconnect the save receivers of one model for the block (the bench's baseline)."""
 
     def __init__(self, model: type[models.Model]) -> None:
@@ -74,7 +74,7 @@ def single_update() -> None:
     for _ in range(50):  # warm up connections, caches, the Fernet key
         update(0)
     baseline, captured = [], []
-    for i in range(SINGLE_ROUNDS):  # interleaved, so that machine noise hits both alike
+    for _ in range(SINGLE_ROUNDS):  # interleaved, so that machine noise hits both alike
         with capture_off(Credential):
             baseline += timed(update, 1)
         captured += timed(update, 1)

@@ -55,9 +55,10 @@ def test_unsafe_request_id_is_replaced(world_a):
     middleware = AuditContextMiddleware(_rename_team_view(world_a.team))
     response = middleware(RequestFactory().get("/", HTTP_X_REQUEST_ID="<script>" * 20))
     assert response["X-Request-ID"].isalnum()
-    assert AuditLogEntry.objects.get(operation_name="TeamUpdate").request_id == response[
-        "X-Request-ID"
-    ]
+    assert (
+        AuditLogEntry.objects.get(operation_name="TeamUpdate").request_id
+        == response["X-Request-ID"]
+    )
 
 
 @celery_app.task
