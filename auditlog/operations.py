@@ -96,6 +96,7 @@ _CATALOG = (
     ),
     Operation("TenantCreation", AUTHENTICATION, "Created the tenant", "tenant"),
     Operation("TenantConfigChange", AUTHENTICATION, "Changed tenant settings", "tenant"),
+    Operation("AuditLogDownload", AUDIT_LOG, "Downloaded audit log entries", "audit_log"),
     Operation("PageCreation", PAGES, "Created a page", "page"),
     Operation("PageUpdate", PAGES, "Edited a page", "page"),
     Operation("PageDestruction", PAGES, "Deleted a page", "page"),

@@ -6,11 +6,11 @@ import secrets
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models, transaction
 
+from auditlog.permissions import AUDIT_LOG_READ
 from auditlog.querysets import AuditedModel, AuditedQuerySet
 
 from .fields import EncryptedTextField
 
-AUDIT_LOG_READ = "AUDIT_LOG_READ"
 TENANT_PERMISSIONS = (AUDIT_LOG_READ,)
 
 

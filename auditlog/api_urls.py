@@ -1,0 +1,3 @@
+"""Routes of the audit log API (``/api/v1/audit_logs...``)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Routes of the Settings → Audit logs pages (``/settings/...``)."""
+
+urlpatterns: list = []

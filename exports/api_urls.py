@@ -1,0 +1,3 @@
+"""Routes of the export settings API (``/api/v1/audit_logs/export_settings...``)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Routes of the export settings page."""
+
+urlpatterns: list = []
