@@ -1,0 +1,142 @@
+"""Forms of the sign-in page and the admin console; saving is left to the services."""
+
+from typing import Any
+
+from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import password_validation
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+
+from . import services
+from .models import TENANT_PERMISSIONS, ApiKey, Credential, Membership, User
+
+PERMISSION_CHOICES = [(p, p.replace("_", " ").capitalize()) for p in TENANT_PERMISSIONS]
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    """Sign in with an email address and a password."""
+
+    username = forms.EmailField(
+        label="Email",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
+    )
+
+    def clean_username(self) -> str:
+        # Accounts are stored with lower-case emails; the backend's lookup is exact.
+        return self.cleaned_data["username"].strip().lower()
+
+
+class AdminEmailAuthenticationForm(AdminAuthenticationForm):
+    """The admin console's sign-in: the same email handling, owners only (``is_staff``)."""
+
+    def clean_username(self) -> str:
+        return self.cleaned_data["username"].strip().lower()
+
+
+class OwnerPasswordChangeForm(PasswordChangeForm):
+    """The admin console's password change, saved through ``user_set_password``."""
+
+    def save(self, commit: bool = True) -> User:
+        return services.user_set_password(
+            user=self.user, password=self.cleaned_data["new_password1"]
+        )
+
+
+class CredentialAdminForm(forms.ModelForm):
+    """A credential; its value is write-only and blank on change keeps the stored one."""
+
+    value = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        required=False,
+        strip=False,
+    )
+
+    class Meta:
+        model = Credential
+        fields = ("team", "name", "credential_type", "value", "description", "shared_with_teams")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The stored value must never reach a rendered page, not even as an initial value.
+        self.initial.pop("value", None)
+        if self.instance.pk is None:
+            self.fields["value"].required = True
+        else:
+            self.fields["value"].help_text = "Leave blank to keep the current value."
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not cleaned.get("value") and self.instance.pk is not None:
+            # Absent from cleaned_data, the field is neither copied onto the instance nor saved.
+            cleaned.pop("value", None)
+        return cleaned
+
+
+class MembershipInlineForm(forms.ModelForm):
+    """A team membership; the member of an existing row is fixed, only the role changes."""
+
+    class Meta:
+        model = Membership
+        fields = ("user", "role")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None and "user" in self.fields:
+            self.fields["user"].disabled = True
+
+
+class UserAddForm(forms.ModelForm):
+    """Invite a user: email, name, role, tenant permissions and an optional password."""
+
+    permissions = forms.MultipleChoiceField(
+        choices=PERMISSION_CHOICES, widget=forms.CheckboxSelectMultiple, required=False
+    )
+    password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        required=False,
+        strip=False,
+        help_text="Optional: without one, the user cannot sign in until a password is set.",
+    )
+
+    class Meta:
+        model = User
+        fields = ("email", "name", "role", "permissions", "password")
+
+    def clean_email(self) -> str:
+        return User.objects.normalize_email(self.cleaned_data["email"]).lower()
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data.get("password") or ""
+        if password:
+            password_validation.validate_password(password)
+        return password
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        # Kept off the instance: only user_invite hashes and stores it.
+        self.raw_password = cleaned.pop("password", "") or None
+        return cleaned
+
+
+class UserChangeForm(forms.ModelForm):
+    """Edit a user's email, name, role, tenant permissions and status."""
+
+    permissions = forms.MultipleChoiceField(
+        choices=PERMISSION_CHOICES, widget=forms.CheckboxSelectMultiple, required=False
+    )
+
+    class Meta:
+        model = User
+        fields = ("email", "name", "role", "permissions", "is_active")
+
+    def clean_email(self) -> str:
+        return User.objects.normalize_email(self.cleaned_data["email"]).lower()
+
+
+class ApiKeyAddForm(forms.ModelForm):
+    """Create an API key for a user of the tenant."""
+
+    class Meta:
+        model = ApiKey
+        fields = ("name", "kind", "user")

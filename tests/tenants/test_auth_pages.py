@@ -1,0 +1,152 @@
+"""Sign-in, sign-out and home: the real pages, and the entries they leave behind."""
+
+import json
+
+import pytest
+from django.test import Client
+
+from auditlog.models import AuditLogEntry
+
+from .. import factories
+
+pytestmark = pytest.mark.django_db
+
+IP = "203.0.113.7"
+AGENT = "Mozilla/5.0 (AuthPagesTest)"
+META = {"REMOTE_ADDR": IP, "HTTP_USER_AGENT": AGENT}
+
+
+def last_id() -> int:
+    return AuditLogEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def entries_after(start: int) -> list[AuditLogEntry]:
+    return list(AuditLogEntry.objects.filter(id__gt=start).order_by("id"))
+
+
+def sign_in(client: Client, email: str, password: str = factories.PASSWORD):
+    return client.post("/login/", {"username": email, "password": password}, **META)
+
+
+def test_login_page_is_plain_accessible_html(client):
+    response = client.get("/login/", **META)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'href="#content"' in html
+    assert "<h1>Sign in</h1>" in html
+    assert '<label for="id_username">Email</label>' in html
+    assert '<label for="id_password">' in html
+    assert 'type="password"' in html
+    assert "csrfmiddlewaretoken" in html
+
+
+def test_sign_in_records_one_login(client, world_a):
+    start = last_id()
+    response = sign_in(client, world_a.owner.email)
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+    entries = entries_after(start)
+    assert [e.operation_name for e in entries] == ["Login"]
+    entry = entries[0]
+    assert entry.user_id == world_a.owner.pk
+    assert entry.user_email == world_a.owner.email
+    assert entry.tenant_id == world_a.tenant.pk
+    assert entry.request_ip == IP
+    assert entry.request_user_agent == AGENT
+    assert entry.inputs is None
+    assert entry.actor_type == "user"
+
+
+def test_sign_in_is_case_insensitive_on_the_email(client, world_a):
+    response = sign_in(client, world_a.owner.email.upper())
+    assert response.status_code == 302
+
+
+def test_sign_in_sets_the_tenant_session_timeout(client, world_a):
+    sign_in(client, world_a.owner.email)
+    assert client.session.get_expiry_age() == world_a.tenant.session_timeout_minutes * 60
+
+
+def test_wrong_password_records_one_login_failure_without_the_password(client, world_a):
+    start = last_id()
+    wrong = "wrong-password-canary-41"
+    response = sign_in(client, world_a.member.email, wrong)
+    assert response.status_code == 200
+    assert "_auth_user_id" not in client.session
+    entries = entries_after(start)
+    assert [e.operation_name for e in entries] == ["LoginFailure"]
+    entry = entries[0]
+    assert entry.tenant_id == world_a.tenant.pk
+    assert entry.inputs == {"inputs": {"email": world_a.member.email}}
+    assert entry.request_ip == IP
+    assert entry.request_user_agent == AGENT
+    row = AuditLogEntry.objects.filter(pk=entry.pk).values()[0]
+    assert wrong not in json.dumps(row, default=str)
+
+
+def test_login_failure_is_filed_under_the_accounts_tenant(client, world_a, world_b):
+    start = last_id()
+    sign_in(client, world_b.owner.email, "not-it")
+    (entry,) = entries_after(start)
+    assert entry.tenant_id == world_b.tenant.pk
+
+
+def test_unknown_email_records_nothing_and_does_not_crash(client, world_a):
+    start = last_id()
+    response = sign_in(client, "nobody@example.test", "whatever")
+    assert response.status_code == 200
+    assert "Please enter a correct" in response.content.decode()
+    assert entries_after(start) == []
+
+
+def test_home_requires_sign_in(client, world_a):
+    response = client.get("/", **META)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_home_shows_who_and_links(client, world_a):
+    sign_in(client, world_a.owner.email)
+    html = client.get("/", **META).content.decode()
+    assert world_a.owner.email in html
+    assert world_a.tenant.name in html
+    assert "Settings" in html
+    assert 'href="/admin/">Admin console</a>' in html
+
+
+def test_home_hides_admin_console_from_members(client, world_a):
+    sign_in(client, world_a.member.email)
+    html = client.get("/", **META).content.decode()
+    assert world_a.tenant.name in html
+    assert "Admin console" not in html
+
+
+def test_logout_by_post_records_logout(client, world_a):
+    sign_in(client, world_a.owner.email)
+    start = last_id()
+    response = client.post("/logout/", **META)
+    assert response.status_code == 302
+    assert "_auth_user_id" not in client.session
+    entries = entries_after(start)
+    assert [e.operation_name for e in entries] == ["Logout"]
+    assert entries[0].user_id == world_a.owner.pk
+    assert entries[0].tenant_id == world_a.tenant.pk
+    assert entries[0].request_ip == IP
+    assert entries[0].request_user_agent == AGENT
+
+
+def test_get_logout_does_not_sign_out(client, world_a):
+    sign_in(client, world_a.owner.email)
+    start = last_id()
+    response = client.get("/logout/", **META)
+    assert response.status_code == 405
+    assert client.session["_auth_user_id"] == str(world_a.owner.pk)
+    assert entries_after(start) == []
+
+
+def test_logout_without_csrf_token_is_refused(world_a):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(world_a.owner)
+    response = client.post("/logout/", **META)
+    assert response.status_code == 403
+    assert client.session["_auth_user_id"] == str(world_a.owner.pk)
