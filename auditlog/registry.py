@@ -30,6 +30,9 @@ class AuditedModel:
     secret_fields: frozenset[str] = frozenset()
     exclude_fields: frozenset[str] = frozenset()
     m2m_fields: tuple[str, ...] = ()
+    # Operations that, when a change includes them, stand for the whole change (a removal
+    # that also deactivates and locks out is one ``UserDeletion``, not three entries).
+    exclusive_operations: frozenset[str] = frozenset()
     tenant_attname: str = "tenant_id"
     story_attname: str | None = None
     repr_attname: str | None = "name"
@@ -77,6 +80,8 @@ class AuditedModel:
             if callable(op):
                 op = op(after.get(self.model._meta.get_field(name).attname))
             split.setdefault(op, {})[name] = pair
+        for op in self.exclusive_operations & split.keys():
+            return {op: changes}
         return split
 
     def inputs(self, values: dict[str, Any]) -> dict:

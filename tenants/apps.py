@@ -32,6 +32,7 @@ class TenantsConfig(AppConfig):
                 "password": "UserPasswordChange",
                 "removed_at": lambda removed: "UserDeletion" if removed else "UserEdit",
             },
+            exclusive_operations=frozenset({"UserDeletion"}),
             secret_fields=frozenset({"password"}),
             exclude_fields=frozenset({"last_login", "date_joined"}),
             repr_attname="email",
