@@ -284,6 +284,23 @@ class StoryViewSet(TeamScopedViewSet):
         version = services.story_version_create(story=story, **serializer.validated_data)
         return Response(StoryVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
+    @action(
+        detail=True,
+        methods=["patch", "delete"],
+        url_path=r"versions/(?P<version_id>\d+)",
+        serializer_class=StoryVersionSerializer,
+    )
+    def version(self, request: Request, pk: str | None = None, version_id: str = "") -> Response:
+        story = self.get_object()
+        version = get_object_or_404(story.versions, pk=version_id)
+        if request.method == "DELETE":
+            services.story_version_delete(version=version)
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        serializer = StoryVersionSerializer(version, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        version = services.story_version_rename(version=version, **serializer.validated_data)
+        return Response(StoryVersionSerializer(version).data)
+
 
 class PageViewSet(TeamScopedViewSet):
     """Pages of stories, published and unpublished by their own actions."""
@@ -322,7 +339,6 @@ class ApiKeyViewSet(ServiceViewSet):
 
     serializer_class = ApiKeySerializer
     permission_classes = [ApiKeyPermission]
-    http_method_names = ["get", "post", "delete", "head", "options"]
 
     def get_queryset(self) -> QuerySet:
         user = self.request.user
@@ -341,6 +357,12 @@ class ApiKeyViewSet(ServiceViewSet):
         context = {**self.get_serializer_context(), "raw_key": raw}
         body = ApiKeyCreatedSerializer(api_key, context=context).data
         return Response(body, status=status.HTTP_201_CREATED)
+
+    def update_object(self, instance: ApiKey, data: dict) -> ApiKey:
+        fixed = sorted(set(data) - {"name"})
+        if fixed:
+            raise exceptions.ValidationError(dict.fromkeys(fixed, "Only the name can change."))
+        return services.api_key_rename(api_key=instance, **data)
 
     def delete_object(self, instance: ApiKey) -> None:
         services.api_key_revoke(api_key=instance)

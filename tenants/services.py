@@ -328,6 +328,12 @@ def story_version_create(*, story: Story, name: str) -> StoryVersion:
 
 
 @transaction.atomic
+def story_version_rename(*, version: StoryVersion, name: str) -> StoryVersion:
+    """Rename a story version (``StoryVersionNameChange``)."""
+    return _apply(version, {"name": name}, {"name"})
+
+
+@transaction.atomic
 def story_version_delete(*, version: StoryVersion) -> None:
     """Delete a story version (``StoryVersionDeletion``)."""
     version.delete()
@@ -387,6 +393,12 @@ def api_key_create(
     api_key.full_clean()
     api_key.save()
     return api_key, raw
+
+
+@transaction.atomic
+def api_key_rename(*, api_key: ApiKey, name: str) -> ApiKey:
+    """Rename an API key (``AuthenticationTokenEdit``); the key itself never changes."""
+    return _apply(api_key, {"name": name}, {"name"})
 
 
 @transaction.atomic

@@ -504,6 +504,23 @@ def test_story_versions(member, story):
     assert entries == []
     assert [v["name"] for v in listed.json()["results"]] == ["v1"]
     assert_refused(member, "post", url, {"name": ""}, 400, "name")
+    version_url = f"{url}{entry.target_id}/"
+    _, renamed = member.expect(
+        "StoryVersionNameChange",
+        "patch",
+        version_url,
+        {"name": "v1 final"},
+        target_type="story_version",
+        target_id=entry.target_id,
+    )
+    assert renamed.changes == {"name": ["v1", "v1 final"]}
+    member.expect(
+        "StoryVersionDeletion",
+        "delete",
+        version_url,
+        target_type="story_version",
+        target_id=entry.target_id,
+    )
 
 
 def test_page_lifecycle(member, story):
@@ -550,6 +567,11 @@ def test_personal_key_lifecycle(member):
         assert "key_hash" not in listed.content.decode()
 
     url = f"api_keys/{key_id}/"
+    _, entry = member.expect(
+        "AuthenticationTokenEdit", "patch", url, {"name": "CI runner"}, target_type="api_key"
+    )
+    assert entry.changes == {"name": ["CI", "CI runner"]}
+    assert_refused(member, "patch", url, {"kind": "service"}, 400, "kind")
     _, entry = member.expect(
         "AuthenticationTokenDeletion", "delete", url, target_type="api_key", target_id=key_id
     )
