@@ -73,11 +73,7 @@ class AuditedQuerySet(models.QuerySet):
                 entries.append(
                     entry_row(
                         operation_name=config.create,
-                        tenant_id=config.tenant_id(obj),
-                        target_type=config.target_type,
-                        target_id=obj.pk,
-                        target_repr=config.repr_of(obj),
-                        story_id=config.story_id(obj),
+                        **config.target(obj),
                         inputs=config.create_inputs(obj)
                         if config.create_inputs
                         else config.inputs(values),
@@ -130,11 +126,7 @@ def _update_entries(
     return [
         entry_row(
             operation_name=operation_name,
-            tenant_id=config.tenant_id(after),
-            target_type=config.target_type,
-            target_id=after["pk"],
-            target_repr=config.repr_of(after),
-            story_id=config.story_id(after),
+            **config.target(after),
             inputs={"inputs": {"id": after["pk"], **{k: v[1] for k, v in subset.items()}}},
             changes=subset,
             shared=shared,

@@ -89,6 +89,16 @@ class AuditedModel:
         named = {self.model._meta.get_field(k).name: v for k, v in values.items()}
         return {"inputs": {k: self.value(k, v) for k, v in named.items()}}
 
+    def target(self, values: Any) -> dict[str, Any]:
+        """The entry columns naming the row an entry is about (an instance or a values dict)."""
+        return {
+            "tenant_id": self.tenant_id(values),
+            "target_type": self.target_type,
+            "target_id": _get(values, "pk"),
+            "target_repr": self.repr_of(values),
+            "story_id": self.story_id(values),
+        }
+
     def tenant_id(self, values: Any) -> int:
         """The tenant of a row (an instance or a ``values()`` dict)."""
         return _get(values, self.tenant_attname)

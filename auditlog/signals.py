@@ -41,14 +41,7 @@ def record_save(
     after = config.snapshot(instance)
     before = getattr(instance, "_audit_snapshot", {})
     instance._audit_snapshot = after
-    common = {
-        "tenant_id": config.tenant_id(instance),
-        "target_type": config.target_type,
-        "target_id": instance.pk,
-        "target_repr": config.repr_of(instance),
-        "story_id": config.story_id(instance),
-        "secret_fields": config.secret_fields,
-    }
+    common = {**config.target(instance), "secret_fields": config.secret_fields}
     if created:
         inputs = config.create_inputs(instance) if config.create_inputs else config.inputs(after)
         record(operation_name=config.create, inputs=inputs, **common)
@@ -69,11 +62,7 @@ def record_delete(sender: type[models.Model], instance: models.Model, **kwargs: 
     )
     record(
         operation_name=config.delete,
-        tenant_id=config.tenant_id(instance),
-        target_type=config.target_type,
-        target_id=instance.pk,
-        target_repr=config.repr_of(instance),
-        story_id=config.story_id(instance),
+        **config.target(instance),
         inputs=inputs,
         secret_fields=config.secret_fields,
     )
@@ -116,11 +105,7 @@ def record_m2m(
             continue
         record(
             operation_name=config.update,
-            tenant_id=config.tenant_id(owner),
-            target_type=config.target_type,
-            target_id=owner.pk,
-            target_repr=config.repr_of(owner),
-            story_id=config.story_id(owner),
+            **config.target(owner),
             inputs={"inputs": {"id": owner.pk, name: after}},
             changes={name: [before, after]},
         )
