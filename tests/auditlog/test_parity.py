@@ -1,0 +1,134 @@
+"""Same query string, same rows: the tab, the download, the admin console and the API.
+
+All four read ``audit_log_entries_for``; the tab, the download and the API filter with the
+one FilterSet. The admin console filters with its own ``list_filter``/``date_hierarchy``
+lookups, so it is compared on the queries it can express.
+"""
+
+import csv
+import io
+import re
+from datetime import UTC, timedelta
+
+import pytest
+from django.urls import Resolver404, resolve
+from django.utils import timezone
+
+from auditlog.models import AuditLogEntry
+from auditlog.services import entry_row, record_rows
+
+pytestmark = pytest.mark.django_db
+
+API = "/api/v1/audit_logs"
+ROW_ID = re.compile(r'data-entry-id="(\d+)"')
+ADMIN_ROW = re.compile(r'href="/admin/auditlog/auditlogentry/(\d+)/change/')
+
+
+def _at(value) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture
+def log(world_a, world_b):
+    """A spread of tenant A entries (and some of tenant B that must never show)."""
+    now = timezone.now()
+    rows = []
+    specs = [
+        ("CredentialSave", world_a.owner, timedelta(hours=1), "10.0.0.1", "credential", "r-1"),
+        ("StoryCreation", world_a.member, timedelta(days=2), "10.0.0.2", "story", "r-2"),
+        ("StoryCreation", world_a.owner, timedelta(days=9), "10.0.0.1", "story", "r-3"),
+        ("Login", world_a.reader, timedelta(days=40), "10.0.0.3", "user", "r-4"),
+        ("Login", world_a.owner, timedelta(days=41), "10.0.0.1", "user", "r-4"),
+        ("TeamUpdate", world_a.member, timedelta(minutes=5), "10.0.0.2", "team", "r-5"),
+    ]
+    for name, user, age, ip, target_type, request_id in specs:
+        row = entry_row(operation_name=name, tenant_id=world_a.tenant.pk, user=user)
+        row.update(
+            created_at=now - age, request_ip=ip, target_type=target_type, request_id=request_id
+        )
+        rows.append(row)
+    for name, user in (("CredentialSave", world_b.owner), ("Login", world_b.reader)):
+        row = entry_row(operation_name=name, tenant_id=world_b.tenant.pk, user=user)
+        row.update(request_ip="10.0.0.1", request_id="r-1")
+        rows.append(row)
+    record_rows(rows)
+    return now
+
+
+def cases(world, now) -> list[tuple[str, str | None]]:
+    """(FilterSet query string, the admin changelist's equivalent or None)."""
+    after, before = _at(now - timedelta(days=30)), _at(now - timedelta(days=1))
+    return [
+        ("", ""),
+        ("operation_name=StoryCreation", "operation_name=StoryCreation"),
+        (
+            "operation_name=StoryCreation&operation_name=Login",
+            "operation_name__in=StoryCreation,Login",
+        ),
+        (f"after={after}&before={before}", f"created_at__gt={after}&created_at__lt={before}"),
+        (f"operation_name=StoryCreation&after={after}", None),
+        (f"user_id={world.owner.pk}", None),
+        (f"user_id={world.owner.pk}&user_id={world.member.pk}&request_ip=10.0.0.1", None),
+        ("request_ip=10.0.0.1&target_type=story", None),
+        ("request_id=r-4", None),
+        ("range=7d&target_type=team", None),
+        ("operation_name=NoSuchOperation", "operation_name=NoSuchOperation"),
+    ]
+
+
+def tab_ids(client, query: str) -> list[int]:
+    response = client.get(f"/settings/audit-logs/?{query}")
+    assert response.status_code == 200, query
+    return [int(i) for i in ROW_ID.findall(response.content.decode())]
+
+
+def download_ids(client, query: str) -> list[int]:
+    response = client.get(f"/settings/audit-logs/download?format=csv&{query}")
+    assert response.status_code == 200, query
+    body = b"".join(response.streaming_content).decode()
+    return [int(r["id"]) for r in csv.DictReader(io.StringIO(body))]
+
+
+def admin_ids(client, query: str) -> list[int]:
+    response = client.get(f"/admin/auditlog/auditlogentry/?{query}")
+    assert response.status_code == 200, query
+    assert "?e=1" not in response.get("Location", ""), query
+    seen: list[int] = []
+    for match in ADMIN_ROW.findall(response.content.decode()):
+        if int(match) not in seen:
+            seen.append(int(match))
+    return seen
+
+
+def api_ids(client, query: str) -> list[int]:
+    response = client.get(f"{API}?{query}&per_page=500")
+    assert response.status_code == 200, (query, response.content[:300])
+    return [entry["id"] for entry in response.json()["audit_logs"]]
+
+
+def test_tab_download_and_admin_return_the_same_rows(client, world_a, log):
+    before_download = AuditLogEntry.objects.count()
+    client.force_login(world_a.owner)
+    for query, admin_query in cases(world_a, log):
+        tab = tab_ids(client, query)
+        assert len(tab) < 50, "parity cases must fit one page of every view"
+        if admin_query is not None:
+            assert admin_ids(client, admin_query) == tab, (query, admin_query)
+        # The download last: it records an entry, which the next unfiltered query sees.
+        assert download_ids(client, query) == tab, query
+        assert {e.tenant_id for e in AuditLogEntry.objects.filter(pk__in=tab)} <= {
+            world_a.tenant.pk
+        }
+    assert AuditLogEntry.objects.count() > before_download
+
+
+def test_the_api_returns_the_same_rows(client, world_a, log):
+    try:
+        resolve(API)
+    except Resolver404:
+        pytest.skip("/api/v1/audit_logs is not routed yet (built concurrently)")
+    client.force_login(world_a.reader)
+    for query, _ in cases(world_a, log):
+        tab = tab_ids(client, query)
+        assert api_ids(client, query) == tab, query
+        assert download_ids(client, query) == tab, query
