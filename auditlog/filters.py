@@ -32,7 +32,14 @@ class LenientMultipleChoiceField(forms.MultipleChoiceField):
     def clean(self, value: Any) -> list:
         values = super().clean(value)
         try:
-            return [self.coerce(v) for v in values]
+            # PostgreSQL refuses NUL in text: refuse it here rather than with a 500.
+            if any("\x00" in str(v) for v in values):
+                raise ValueError
+            coerced = [self.coerce(v) for v in values]
+            # An id past 64 bits would overflow the database driver (a 500 on SQLite).
+            if self.coerce is int and any(abs(v) >= 2**63 for v in coerced):
+                raise ValueError
+            return coerced
         except (TypeError, ValueError):
             raise ValidationError(
                 f"Enter {'whole numbers' if self.coerce is int else 'valid values'}.",
@@ -64,7 +71,9 @@ class TimestampField(forms.Field):
         text = _UNENCODED_PLUS.sub(r"+\1", str(value).strip())
         try:
             parsed = datetime.fromisoformat(text)
-        except ValueError:
+            # Years 1 and 9999 with an offset fall outside datetime once converted to UTC.
+            (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+        except (ValueError, OverflowError):
             raise ValidationError(
                 "Enter an RFC 3339 timestamp, e.g. 2024-01-31T23:59:59Z.", code="invalid"
             ) from None

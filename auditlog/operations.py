@@ -97,6 +97,12 @@ _CATALOG = (
     Operation("TenantCreation", AUTHENTICATION, "Created the tenant", "tenant"),
     Operation("TenantConfigChange", AUTHENTICATION, "Changed tenant settings", "tenant"),
     Operation("AuditLogDownload", AUDIT_LOG, "Downloaded audit log entries", "audit_log"),
+    Operation(
+        "AuditLogExportConfigurationChange",
+        AUDIT_LOG,
+        "Changed the S3 export settings of the audit log",
+        "audit_log_export",
+    ),
     Operation("PageCreation", PAGES, "Created a page", "page"),
     Operation("PageUpdate", PAGES, "Edited a page", "page"),
     Operation("PageDestruction", PAGES, "Deleted a page", "page"),

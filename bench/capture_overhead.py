@@ -125,7 +125,7 @@ def p95(values: list[float]) -> float:
 
 
 def main() -> None:
-    runner = DiscoverRunner(verbosity=0)
+    runner = DiscoverRunner(verbosity=0, interactive=False)
     old = runner.setup_databases()
     try:
         print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")

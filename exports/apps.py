@@ -2,7 +2,22 @@ from django.apps import AppConfig
 
 
 class ExportsConfig(AppConfig):
-    """Delivery of audit log entries to each tenant's S3 bucket (see its own issue)."""
+    """Delivery of audit log entries to each tenant's S3 bucket; its settings are audited."""
 
     name = "exports"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from auditlog.registry import register
+
+        from .models import ExportSettings
+
+        register(
+            ExportSettings,
+            target_type="audit_log_export",
+            create="AuditLogExportConfigurationChange",
+            update="AuditLogExportConfigurationChange",
+            delete=None,
+            exclude_fields=frozenset({"created_at", "updated_at"}),
+            repr_attname=None,
+        )

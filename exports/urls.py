@@ -1,3 +1,9 @@
-"""Routes of the export settings page."""
+"""Routes of the export settings page (``/settings/audit-logs/export/``)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("audit-logs/export/", views.export_settings, name="audit_log_export_settings"),
+]

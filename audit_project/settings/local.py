@@ -10,3 +10,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CREDENTIAL_ENCRYPTION_KEY = env.str(
     "CREDENTIAL_ENCRYPTION_KEY", default="bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ="
 )
+# Export: a fixed development signing key (never for real data) and moto's default account.
+AUDIT_EXPORT_SIGNING_KEY = env.str(
+    "AUDIT_EXPORT_SIGNING_KEY", default="AJzhYFaXd9GF+XKLHvnQwkxsy+obZRkL3h5L90YY9z4="
+)
+AUDIT_EXPORT_AWS_ACCOUNT_ID = env.str("AUDIT_EXPORT_AWS_ACCOUNT_ID", default="123456789012")

@@ -1,0 +1,554 @@
+"""Writes of the exports app: the configuration, the connection test and the export run.
+
+How an export run never skips and never duplicates an entry
+-----------------------------------------------------------
+Entries are exported in ``(created_at, id)`` order up to a *cutoff* time. ``created_at`` is
+stamped inside the entry's own transaction, so an entry that has not committed yet is never
+older than its transaction's start. The cutoff of a run is therefore the earliest of
+``now - AUDIT_EXPORT_SETTLE_SECONDS`` and (on PostgreSQL) the start of the oldest
+transaction open at that moment: every entry older than the cutoff has committed before the
+run reads, and no entry older than it can appear later. The cutoff never moves backwards.
+
+Each object (batch) is *frozen* first: a row with its sequence number, its exact
+``(created_at, id)`` range, count and SHA-256 is committed, then the bytes are uploaded with
+``If-None-Match: *``. A failed upload leaves the batch undelivered; the next run re-creates
+the same bytes (same settled rows, deterministic JSON, gzip with ``mtime=0``), checks the
+SHA-256 and sends them again before anything new. The tenant's ``cutoff`` (the watermark)
+advances only once every batch up to it has been accepted, together with the run's manifest.
+
+Only one run per tenant at a time: a run claims a lease on the tenant's ``ExportState`` row
+under ``SELECT ... FOR UPDATE SKIP LOCKED`` and renews it after every object; freezing a
+batch re-checks the lease under the same row lock. The lease (not a transaction held open
+for the whole run) keeps the run's own transactions short, so it never holds back the
+cutoff of other tenants' runs.
+"""
+
+import gzip
+import io
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from auditlog.serializers import entry_to_json, rfc3339
+
+from . import aws, manifests, selectors
+from .models import ExportBatch, ExportManifest, ExportSettings, ExportState, new_external_id
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=15)
+EDITABLE_FIELDS = ("enabled", "bucket", "region", "prefix", "role_arn")
+REQUIRED_WHEN_ENABLED = ("bucket", "region", "role_arn")
+NDJSON_CONTENT_TYPE = "application/x-ndjson"
+MANIFEST_CONTENT_TYPE = "application/json"
+
+
+# --- configuration ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def export_settings_ensure(*, tenant_id: int) -> ExportSettings:
+    """The tenant's settings, created (with a fresh External ID) on first use."""
+    config = selectors.export_settings_get(tenant_id=tenant_id)
+    if config is None:
+        config = ExportSettings(tenant_id=tenant_id)
+        config.full_clean()
+        config.save()
+    return config
+
+
+def _normalise(name: str, value: Any) -> Any:
+    if name == "enabled":
+        return bool(value)
+    value = "" if value is None else str(value).strip()
+    return value.strip("/") if name == "prefix" else value
+
+
+@transaction.atomic
+def export_settings_update(*, config: ExportSettings, **fields: Any) -> ExportSettings:
+    """Change the configuration (``AuditLogExportConfigurationChange``).
+
+    Enabling, or changing the role while enabled, first checks that the role cannot be
+    assumed without the External ID (AWS's confused-deputy guidance); otherwise refused.
+    """
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError(dict.fromkeys(sorted(unknown), "This field cannot be set."))
+    for name, value in fields.items():
+        setattr(config, name, _normalise(name, value))
+    config.full_clean()
+    if config.enabled:
+        missing = [name for name in REQUIRED_WHEN_ENABLED if not getattr(config, name)]
+        if missing:
+            raise ValidationError(
+                dict.fromkeys(missing, "This field is required to enable the export.")
+            )
+        before = getattr(config, "_audit_snapshot", {})
+        if not before.get("enabled") or any(
+            before.get(name) != getattr(config, name) for name in ("role_arn", "region")
+        ):
+            problem = confused_deputy_problem(config)
+            if problem:
+                raise ValidationError({"role_arn": problem})
+    config.save()
+    return config
+
+
+@transaction.atomic
+def export_settings_regenerate_external_id(*, config: ExportSettings) -> ExportSettings:
+    """Give the tenant a new External ID (the old one stops working once the role is updated).
+
+    Disables the export: the role's trust policy still names the old ID.
+    """
+    config.external_id = new_external_id()
+    config.enabled = False
+    config.full_clean()
+    config.save()
+    return config
+
+
+def trust_policy(config: ExportSettings) -> dict[str, Any]:
+    """The trust policy the tenant gives its role: our account, with the External ID."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{settings.AUDIT_EXPORT_AWS_ACCOUNT_ID}:root"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": config.external_id}},
+            }
+        ],
+    }
+
+
+def permission_policy(config: ExportSettings) -> dict[str, Any]:
+    """The role's permission policy: ``s3:PutObject`` under the prefix and nothing else."""
+    bucket = config.bucket or "<bucket>"
+    resource = (
+        f"arn:aws:s3:::{bucket}/{config.prefix}/*"
+        if config.prefix
+        else (f"arn:aws:s3:::{bucket}/*")
+    )
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": resource}],
+    }
+
+
+def full_key(config: ExportSettings, key: str) -> str:
+    """``<prefix>/<key>`` (just ``<key>`` without a prefix)."""
+    return f"{config.prefix}/{key}" if config.prefix else key
+
+
+def tenant_root(tenant_id: int) -> str:
+    """Where a tenant's objects live, relative to the prefix."""
+    return f"audit-logs/tenant={tenant_id}"
+
+
+# --- connection test --------------------------------------------------------------------
+
+
+def confused_deputy_problem(config: ExportSettings) -> str | None:
+    """Why the role is unsafe (assumable without the External ID), or ``None``."""
+    try:
+        aws.assume_role(
+            role_arn=config.role_arn, external_id=None, region=config.region, cached=False
+        )
+    except aws.AwsError:
+        return None
+    return (
+        "This role can be assumed without the External ID. Add the sts:ExternalId condition "
+        "shown below to its trust policy (confused-deputy protection); the settings were not "
+        "saved."
+    )
+
+
+@dataclass
+class ConnectionTest:
+    """The outcome of each step of a connection test."""
+
+    ok: bool = True
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, step: str, ok: bool, code: str = "", message: str = "") -> None:
+        """Record a step; a failed step fails the test."""
+        self.steps.append(
+            {
+                "step": step,
+                "description": aws.STEP_WORDS[step],
+                "ok": ok,
+                "code": code or None,
+                "message": message,
+            }
+        )
+        self.ok = self.ok and ok
+
+    @property
+    def message(self) -> str:
+        """One sentence: success, or the failing step with AWS's error code."""
+        for step in self.steps:
+            if not step["ok"]:
+                code = f" ({step['code']})" if step["code"] else ""
+                return f"Failed at {step['description']}: {step['message']}{code}."
+        return "Connection works: the role was assumed and a test object was written."
+
+    def as_json(self) -> dict[str, Any]:
+        """The API's response body."""
+        return {"ok": self.ok, "message": self.message, "steps": self.steps}
+
+
+def export_connection_test(*, config: ExportSettings) -> ConnectionTest:
+    """Assume with the External ID (must work), without (must fail), put a test object."""
+    result = ConnectionTest()
+    missing = [name for name in REQUIRED_WHEN_ENABLED if not getattr(config, name)]
+    if missing:
+        result.add("assume_role", False, "NotConfigured", f"missing {', '.join(missing)}")
+        return result
+    try:
+        credentials = aws.assume_role(
+            role_arn=config.role_arn,
+            external_id=config.external_id,
+            region=config.region,
+            cached=False,
+        )
+    except aws.AwsError as exc:
+        result.add("assume_role", False, exc.code, exc.message)
+        return result
+    result.add("assume_role", True)
+    problem = confused_deputy_problem(config)
+    result.add(
+        "assume_role_without_external_id",
+        problem is None,
+        "" if problem is None else "ExternalIdNotRequired",
+        problem or "refused, as it must be",
+    )
+    if problem:
+        return result
+    now = timezone.now()
+    key = full_key(
+        config,
+        f"connection-tests/tenant={config.tenant_id}/{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.txt",
+    )
+    body = f"Audit log export connection test at {rfc3339(now)}\n".encode()
+    try:
+        aws.put_once(
+            aws.s3_client(credentials, config.region),
+            bucket=config.bucket,
+            key=key,
+            body=body,
+            sha256_hex=manifests.sha256_hex(body),
+            content_type="text/plain",
+        )
+    except aws.AwsError as exc:
+        result.add("put_object", False, exc.code, exc.message)
+        return result
+    result.add("put_object", True, message=f"wrote {key}")
+    return result
+
+
+# --- the export run ---------------------------------------------------------------------
+
+
+class ExportError(Exception):
+    """A run stopped; nothing after the last accepted object was marked delivered."""
+
+
+class LeaseLost(ExportError):
+    """Another run took over this tenant (our lease expired)."""
+
+
+@dataclass
+class ExportResult:
+    """What one run did."""
+
+    tenant_id: int
+    status: str  # "ok", "failed", "skipped", "disabled"
+    batches: int = 0
+    entries: int = 0
+    error: str = ""
+
+
+def _claim(tenant_id: int, now: datetime) -> str | None:
+    """Take the tenant's export lease, or ``None`` while another run holds it."""
+    ExportState.objects.get_or_create(tenant_id=tenant_id)
+    with transaction.atomic():
+        state = (
+            ExportState.objects.select_for_update(skip_locked=True)
+            .filter(tenant_id=tenant_id)
+            .first()
+        )
+        if state is None or (state.lease_token and state.lease_until and state.lease_until > now):
+            return None
+        token = uuid.uuid4().hex
+        ExportState.objects.filter(pk=state.pk).update(
+            lease_token=token, lease_until=now + LEASE, last_attempt_at=now
+        )
+    return token
+
+
+def _release(tenant_id: int, token: str, **status: Any) -> None:
+    ExportState.objects.filter(tenant_id=tenant_id, lease_token=token).update(
+        lease_token="", lease_until=None, **status
+    )
+
+
+def _locked_state(tenant_id: int, token: str) -> ExportState:
+    """The state row, locked for the current transaction, if our lease still holds."""
+    state = ExportState.objects.select_for_update().get(tenant_id=tenant_id)
+    if state.lease_token != token:
+        raise LeaseLost("another export run took over this tenant")
+    state.lease_until = timezone.now() + LEASE
+    return state
+
+
+def cutoff_now() -> datetime:
+    """Entries older than this have all committed (see the module docstring)."""
+    cutoff = timezone.now()
+    oldest = selectors.oldest_open_transaction_start()
+    if oldest is not None and oldest < cutoff:
+        cutoff = oldest
+    return cutoff - timedelta(seconds=settings.AUDIT_EXPORT_SETTLE_SECONDS)
+
+
+def encode_entries(rows: Any) -> tuple[bytes, dict[str, Any]]:
+    """Gzip NDJSON of ``rows`` (deterministic bytes) and their count and first/last keys."""
+    buffer = io.BytesIO()
+    info: dict[str, Any] = {"count": 0, "first": None, "last": None}
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0, filename="") as out:
+        lines = []
+        for row in rows:
+            if info["first"] is None:
+                info["first"] = (row["created_at"], row["id"])
+            info["last"] = (row["created_at"], row["id"])
+            info["count"] += 1
+            lines.append(json.dumps(entry_to_json(row), ensure_ascii=False, separators=(",", ":")))
+            if len(lines) >= 1000:
+                out.write(("\n".join(lines) + "\n").encode())
+                lines = []
+        if lines:
+            out.write(("\n".join(lines) + "\n").encode())
+    return buffer.getvalue(), info
+
+
+def batch_key(tenant_id: int, seq: int, first: tuple[datetime, int], last_id: int) -> str:
+    """``audit-logs/tenant=<id>/<yyyy>/<mm>/<dd>/<seq:012d>-<first_id>-<last_id>.ndjson.gz``."""
+    day = first[0].astimezone(UTC)
+    return f"{tenant_root(tenant_id)}/{day:%Y/%m/%d}/{seq:012d}-{first[1]}-{last_id}.ndjson.gz"
+
+
+class _Destination:
+    """The tenant's bucket, through the assumed role (assumed on first use)."""
+
+    def __init__(self, config: ExportSettings) -> None:
+        self.config = config
+        self.session = aws.session()
+        self._client: Any = None
+
+    def put(self, key: str, body: bytes, sha256_hex: str, content_type: str) -> bool:
+        if self._client is None:
+            credentials = aws.assume_role(
+                role_arn=self.config.role_arn,
+                external_id=self.config.external_id,
+                region=self.config.region,
+                boto_session=self.session,
+            )
+            self._client = aws.s3_client(credentials, self.config.region, self.session)
+        try:
+            return aws.put_once(
+                self._client,
+                bucket=self.config.bucket,
+                key=full_key(self.config, key),
+                body=body,
+                sha256_hex=sha256_hex,
+                content_type=content_type,
+            )
+        except aws.AwsError as exc:
+            if exc.code in ("AccessDenied", "ExpiredToken", "InvalidAccessKeyId"):
+                aws.forget_credentials(self.config.role_arn)
+            raise
+
+
+def _deliver_batch(dest: _Destination, batch: ExportBatch, body: bytes | None = None) -> None:
+    if body is None:
+        body, info = encode_entries(selectors.batch_entries(batch))
+        if manifests.sha256_hex(body) != batch.sha256 or info["count"] != batch.count:
+            raise ExportError(
+                f"batch {batch.seq} could not be re-created byte for byte; it was not resent"
+            )
+    dest.put(batch.key, body, batch.sha256, NDJSON_CONTENT_TYPE)
+    ExportBatch.objects.filter(pk=batch.pk).update(delivered_at=timezone.now())
+
+
+def _deliver_manifest(dest: _Destination, manifest: ExportManifest) -> None:
+    dest.put(manifest.key, bytes(manifest.body), manifest.sha256, MANIFEST_CONTENT_TYPE)
+    ExportManifest.objects.filter(pk=manifest.pk).update(delivered_at=timezone.now())
+
+
+def _renew(tenant_id: int, token: str) -> None:
+    renewed = ExportState.objects.filter(tenant_id=tenant_id, lease_token=token).update(
+        lease_until=timezone.now() + LEASE
+    )
+    if not renewed:
+        raise LeaseLost("another export run took over this tenant")
+
+
+def _run(config: ExportSettings, token: str, result: ExportResult) -> None:
+    tenant_id = config.tenant_id
+    dest = _Destination(config)
+    # Whatever an earlier run froze but could not deliver goes first, byte for byte.
+    for batch in ExportBatch.objects.filter(tenant_id=tenant_id, delivered_at__isnull=True):
+        _deliver_batch(dest, batch)
+        _renew(tenant_id, token)
+    for manifest in ExportManifest.objects.filter(tenant_id=tenant_id, delivered_at__isnull=True):
+        _deliver_manifest(dest, manifest)
+        _renew(tenant_id, token)
+
+    state = ExportState.objects.get(tenant_id=tenant_id)
+    cutoff = cutoff_now()
+    if state.cutoff is not None and cutoff < state.cutoff:
+        cutoff = state.cutoff
+    limit = settings.AUDIT_EXPORT_MAX_ENTRIES_PER_OBJECT
+    position = (state.frozen_created_at, state.frozen_id) if state.frozen_id is not None else None
+    while True:
+        body, info = encode_entries(
+            selectors.entries_after(tenant_id=tenant_id, after=position, before=cutoff, limit=limit)
+        )
+        if not info["count"]:
+            break
+        with transaction.atomic():
+            state = _locked_state(tenant_id, token)
+            last_seq = (
+                ExportBatch.objects.filter(tenant_id=tenant_id)
+                .order_by("-seq")
+                .values_list("seq", flat=True)
+                .first()
+                or 0
+            )
+            seq = last_seq + 1
+            batch = ExportBatch.objects.create(
+                tenant_id=tenant_id,
+                seq=seq,
+                first_created_at=info["first"][0],
+                first_id=info["first"][1],
+                last_created_at=info["last"][0],
+                last_id=info["last"][1],
+                count=info["count"],
+                sha256=manifests.sha256_hex(body),
+                size=len(body),
+                key=batch_key(tenant_id, seq, info["first"], info["last"][1]),
+            )
+            state.frozen_created_at, state.frozen_id = info["last"]
+            state.save(update_fields=["frozen_created_at", "frozen_id", "lease_until"])
+        _deliver_batch(dest, batch, body)
+        result.batches += 1
+        result.entries += info["count"]
+        position = info["last"]
+        del body
+        if info["count"] < limit:
+            break
+
+    with transaction.atomic():
+        state = _locked_state(tenant_id, token)
+        manifest = _freeze_manifest(config, state, cutoff)
+        state.cutoff = cutoff
+        state.save(update_fields=["cutoff", "lease_until"])
+    _deliver_manifest(dest, manifest)
+
+
+def _freeze_manifest(
+    config: ExportSettings, state: ExportState, cutoff: datetime
+) -> ExportManifest:
+    tenant_id = config.tenant_id
+    previous = ExportManifest.objects.filter(tenant_id=tenant_id).order_by("-seq").first()
+    after_seq = (
+        ExportManifest.objects.filter(tenant_id=tenant_id).aggregate(Max("last_batch_seq"))[
+            "last_batch_seq__max"
+        ]
+        or 0
+    )
+    batches = list(ExportBatch.objects.filter(tenant_id=tenant_id, seq__gt=after_seq))
+    if any(b.delivered_at is None for b in batches):
+        raise ExportError("a batch is not delivered yet; the manifest waits for it")
+    seq = previous.seq + 1 if previous else 1
+    key = f"{tenant_root(tenant_id)}/manifests/{seq:012d}.json"
+    document = {
+        "version": 1,
+        "tenant_id": tenant_id,
+        "seq": seq,
+        "created_at": rfc3339(timezone.now()),
+        "previous_cutoff": rfc3339(state.cutoff) if state.cutoff else None,
+        "cutoff": rfc3339(cutoff),
+        "previous_manifest_sha256": previous.sha256 if previous else None,
+        "entry_count": sum(b.count for b in batches),
+        "batches": [
+            {
+                "seq": b.seq,
+                "key": full_key(config, b.key),
+                "sha256": b.sha256,
+                "size": b.size,
+                "count": b.count,
+                "first_id": b.first_id,
+                "last_id": b.last_id,
+                "first_created_at": rfc3339(b.first_created_at),
+                "last_created_at": rfc3339(b.last_created_at),
+            }
+            for b in batches
+        ],
+    }
+    body = manifests.sign(document)
+    return ExportManifest.objects.create(
+        tenant_id=tenant_id,
+        seq=seq,
+        key=key,
+        body=body,
+        sha256=manifests.sha256_hex(body),
+        previous_sha256=previous.sha256 if previous else "",
+        first_batch_seq=batches[0].seq if batches else None,
+        last_batch_seq=batches[-1].seq if batches else None,
+        cutoff=cutoff,
+    )
+
+
+def export_run(*, tenant_id: int) -> ExportResult:
+    """Export a tenant's new entries once (the beat task and ``run_audit_export`` call this)."""
+    config = selectors.export_settings_get(tenant_id=tenant_id)
+    if config is None or not config.enabled:
+        return ExportResult(tenant_id, "disabled")
+    started = timezone.now()
+    token = _claim(tenant_id, started)
+    if token is None:
+        return ExportResult(tenant_id, "skipped")
+    result = ExportResult(tenant_id, "ok")
+    try:
+        _run(config, token, result)
+    except (aws.AwsError, ExportError) as exc:
+        result.status = "failed"
+        result.error = _words(exc)
+        logger.warning("audit log export of tenant %s failed: %s", tenant_id, result.error)
+        _release(tenant_id, token, last_error=result.error)
+        return result
+    except Exception as exc:
+        result.status = "failed"
+        result.error = f"internal error: {type(exc).__name__}: {exc}"
+        _release(tenant_id, token, last_error=result.error)
+        raise
+    _release(tenant_id, token, last_success_at=timezone.now(), last_error="")
+    return result
+
+
+def _words(exc: Exception) -> str:
+    if isinstance(exc, aws.AwsError):
+        return (
+            f"{exc.message} — while {aws.STEP_WORDS.get(exc.step, exc.step)} (AWS error {exc.code})"
+        )
+    return str(exc)

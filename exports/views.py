@@ -1,0 +1,79 @@
+"""Settings → Audit logs → Export to S3 (``/settings/audit-logs/export/``), owners only."""
+
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from auditlog.views import settings_menu
+
+from . import manifests, selectors, services
+from .forms import ExportSettingsForm
+from .permissions import can_configure_export
+
+TEMPLATE = "exports/settings.html"
+
+
+def _context(request: HttpRequest, config: Any, form: ExportSettingsForm, **extra: Any) -> dict:
+    return {
+        **settings_menu(request, "audit_logs"),
+        "config": config,
+        "form": form,
+        "status": selectors.export_status(tenant_id=config.tenant_id),
+        "batches": selectors.recent_batches(tenant_id=config.tenant_id),
+        "trust_policy": json.dumps(services.trust_policy(config), indent=2),
+        "permission_policy": json.dumps(services.permission_policy(config), indent=2),
+        "public_key": manifests.public_key_b64(),
+        "public_key_pem": manifests.public_key_pem(),
+        **extra,
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def export_settings(request: HttpRequest) -> HttpResponse:
+    """Show and change the export settings, test the connection, regenerate the External ID."""
+    if not can_configure_export(request.user):
+        return render(
+            request,
+            "exports/forbidden.html",
+            settings_menu(request, "audit_logs"),
+            status=403,
+        )
+    config = services.export_settings_ensure(tenant_id=request.user.tenant_id)
+    initial = {name: getattr(config, name) for name in services.EDITABLE_FIELDS}
+    action = request.POST.get("action") if request.method == "POST" else None
+    if action == "regenerate":
+        services.export_settings_regenerate_external_id(config=config)
+        messages.success(request, "New External ID generated; update the role's trust policy.")
+        return redirect("audit_log_export_settings")
+    if action == "test":
+        result = services.export_connection_test(config=config)
+        form = ExportSettingsForm(initial=initial)
+        return render(request, TEMPLATE, _context(request, config, form, test_result=result))
+    if action == "save":
+        form = ExportSettingsForm(request.POST)
+        if form.is_valid():
+            try:
+                services.export_settings_update(config=config, **form.cleaned_data)
+            except ValidationError as exc:
+                _add_errors(form, exc)
+                config.refresh_from_db()
+                return render(request, TEMPLATE, _context(request, config, form), status=400)
+            messages.success(request, "Export settings saved.")
+            return redirect("audit_log_export_settings")
+        return render(request, TEMPLATE, _context(request, config, form), status=400)
+    return render(request, TEMPLATE, _context(request, config, ExportSettingsForm(initial=initial)))
+
+
+def _add_errors(form: ExportSettingsForm, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for name, errors in exc.error_dict.items():
+            form.add_error(name if name in form.fields else None, errors)
+    else:
+        form.add_error(None, exc)
