@@ -74,6 +74,13 @@ class AuditLogEntry(models.Model):
                 fields=["tenant", "operation_name", "-created_at"], name="auditlog_tenant_op"
             ),
             models.Index(fields=["tenant", "user", "-created_at"], name="auditlog_tenant_user"),
+            # Each filter of the read path has an index led by the tenant.
+            models.Index(
+                fields=["tenant", "target_type", "-created_at"], name="auditlog_tenant_ttype"
+            ),
+            models.Index(fields=["tenant", "target_id"], name="auditlog_tenant_tid"),
+            models.Index(fields=["tenant", "request_ip", "-created_at"], name="auditlog_tenant_ip"),
+            models.Index(fields=["tenant", "request_id"], name="auditlog_tenant_request"),
         ]
 
     def __str__(self) -> str:

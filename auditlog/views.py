@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import NoReverseMatch, reverse
@@ -26,6 +26,7 @@ from . import downloads
 from .filters import AuditLogEntryFilterSet
 from .models import AuditLogEntry
 from .operations import OPERATIONS
+from .pagination import InvalidCursor, decode_cursor, encode_cursor, newer_than, older_than
 from .permissions import AUDIT_LOG_READ, can_read_audit_log
 from .selectors import audit_log_entries_for
 from .serializers import rfc3339
@@ -149,25 +150,6 @@ def export_settings_url() -> str | None:
 # --- keyset pagination ----------------------------------------------------------------------
 
 
-class InvalidCursor(ValueError):
-    """A ``cursor`` that is not ``<RFC 3339 time>_<id>``."""
-
-
-def encode_cursor(entry: AuditLogEntry) -> str:
-    """``2024-01-31T23:59:59.123456Z_42``: readable, and stable in a bookmark."""
-    return f"{rfc3339(entry.created_at)}_{entry.pk}"
-
-
-def decode_cursor(value: str) -> tuple[datetime, int]:
-    """``(created_at, id)`` of a cursor; raises ``InvalidCursor``."""
-    stamp, _, pk = value.rpartition("_")
-    try:
-        created_at = datetime.fromisoformat(stamp)
-        return (created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)), int(pk)
-    except ValueError:
-        raise InvalidCursor(value) from None
-
-
 @dataclass
 class Page:
     """One keyset page of entries, newest first, and where the links lead."""
@@ -178,40 +160,29 @@ class Page:
 
 
 def keyset_page(queryset: QuerySet, cursor: tuple[datetime, int] | None, newer: bool) -> Page:
-    """``PAGE_SIZE`` entries older (or newer) than ``cursor``, by ``(created_at, id)``.
-
-    ``(created_at, id) < (c, i)`` is written as ``created_at <= c AND (created_at < c OR
-    id < i)``: the same rows, and the redundant ``created_at <= c`` gives the database an
-    index range on ``(tenant, created_at, id)`` to start from, so a deep page costs what the
-    first one does. No OFFSET anywhere.
-    """
+    """``PAGE_SIZE`` entries older (or newer) than ``cursor``, by ``(created_at, id)``."""
     if cursor is None:
         rows = list(queryset.order_by("-created_at", "-id")[: PAGE_SIZE + 1])
         return _page(rows[:PAGE_SIZE], has_older=len(rows) > PAGE_SIZE, has_newer=False)
-    created_at, pk = cursor
     if newer:
-        rows = list(
-            queryset.filter(created_at__gte=created_at)
-            .filter(Q(created_at__gt=created_at) | Q(id__gt=pk))
-            .order_by("created_at", "id")[: PAGE_SIZE + 1]
-        )
+        rows = list(newer_than(queryset, cursor).order_by("created_at", "id")[: PAGE_SIZE + 1])
         if len(rows) <= PAGE_SIZE:
             # Back at the top: show a full first page rather than a short one.
             return keyset_page(queryset, None, newer=False)
         return _page(rows[:PAGE_SIZE][::-1], has_older=True, has_newer=True)
-    rows = list(
-        queryset.filter(created_at__lte=created_at)
-        .filter(Q(created_at__lt=created_at) | Q(id__lt=pk))
-        .order_by("-created_at", "-id")[: PAGE_SIZE + 1]
-    )
+    rows = list(older_than(queryset, cursor).order_by("-created_at", "-id")[: PAGE_SIZE + 1])
     return _page(rows[:PAGE_SIZE], has_older=len(rows) > PAGE_SIZE, has_newer=True)
+
+
+def _cursor_of(entry: AuditLogEntry) -> str:
+    return encode_cursor(entry.created_at, entry.pk)
 
 
 def _page(entries: list[AuditLogEntry], *, has_older: bool, has_newer: bool) -> Page:
     return Page(
         entries=entries,
-        older_cursor=encode_cursor(entries[-1]) if has_older and entries else None,
-        newer_cursor=encode_cursor(entries[0]) if has_newer and entries else None,
+        older_cursor=_cursor_of(entries[-1]) if has_older and entries else None,
+        newer_cursor=_cursor_of(entries[0]) if has_newer and entries else None,
     )
 
 
