@@ -1,8 +1,7 @@
 """Same query string, same rows: the tab, the download, the admin console and the API.
 
-All four read ``audit_log_entries_for``; the tab, the download and the API filter with the
-one FilterSet. The admin console filters with its own ``list_filter``/``date_hierarchy``
-lookups, so it is compared on the queries it can express.
+All four read ``audit_log_entries_for`` and filter with the one FilterSet, so each query
+string below must give the same entries, in the same order, everywhere.
 """
 
 import csv
@@ -55,24 +54,22 @@ def log(world_a, world_b):
     return now
 
 
-def cases(world, now) -> list[tuple[str, str | None]]:
-    """(FilterSet query string, the admin changelist's equivalent or None)."""
+def cases(world, now) -> list[str]:
+    """Query strings of the one FilterSet, alone and combined."""
     after, before = _at(now - timedelta(days=30)), _at(now - timedelta(days=1))
     return [
-        ("", ""),
-        ("operation_name=StoryCreation", "operation_name=StoryCreation"),
-        (
-            "operation_name=StoryCreation&operation_name=Login",
-            "operation_name__in=StoryCreation,Login",
-        ),
-        (f"after={after}&before={before}", f"created_at__gt={after}&created_at__lt={before}"),
-        (f"operation_name=StoryCreation&after={after}", None),
-        (f"user_id={world.owner.pk}", None),
-        (f"user_id={world.owner.pk}&user_id={world.member.pk}&request_ip=10.0.0.1", None),
-        ("request_ip=10.0.0.1&target_type=story", None),
-        ("request_id=r-4", None),
-        ("range=7d&target_type=team", None),
-        ("operation_name=NoSuchOperation", "operation_name=NoSuchOperation"),
+        "",
+        "operation_name=StoryCreation",
+        "operation_name=StoryCreation&operation_name=Login",
+        "operation_name[]=StoryCreation&operation_name[]=Login",
+        f"after={after}&before={before}",
+        f"operation_name=StoryCreation&after={after}",
+        f"user_id={world.owner.pk}",
+        f"user_id={world.owner.pk}&user_id={world.member.pk}&request_ip=10.0.0.1",
+        "request_ip=10.0.0.1&target_type=story",
+        "request_id=r-4",
+        "range=7d&target_type=team",
+        "operation_name=NoSuchOperation",
     ]
 
 
@@ -109,11 +106,10 @@ def api_ids(client, query: str) -> list[int]:
 def test_tab_download_and_admin_return_the_same_rows(client, world_a, log):
     before_download = AuditLogEntry.objects.count()
     client.force_login(world_a.owner)
-    for query, admin_query in cases(world_a, log):
+    for query in cases(world_a, log):
         tab = tab_ids(client, query)
         assert len(tab) < 50, "parity cases must fit one page of every view"
-        if admin_query is not None:
-            assert admin_ids(client, admin_query) == tab, (query, admin_query)
+        assert admin_ids(client, query) == tab, query
         # The download last: it records an entry, which the next unfiltered query sees.
         assert download_ids(client, query) == tab, query
         assert {e.tenant_id for e in AuditLogEntry.objects.filter(pk__in=tab)} <= {
@@ -128,7 +124,7 @@ def test_the_api_returns_the_same_rows(client, world_a, log):
     except Resolver404:
         pytest.skip("/api/v1/audit_logs is not routed yet (built concurrently)")
     client.force_login(world_a.reader)
-    for query, _ in cases(world_a, log):
+    for query in cases(world_a, log):
         tab = tab_ids(client, query)
         assert api_ids(client, query) == tab, query
         assert download_ids(client, query) == tab, query
