@@ -44,16 +44,11 @@ class ExportSettings(AuditedModel):
 
 
 class ExportState(models.Model):
-    """The exporter's position and status for one tenant; its row lock serialises exports."""
+    """The exporter's lease and status for one tenant; its row lock serialises exports."""
 
     tenant = models.OneToOneField(
         "tenants.Tenant", on_delete=models.CASCADE, related_name="audit_export_state"
     )
-    # Everything with created_at < cutoff has been delivered (and listed in a manifest).
-    cutoff = models.DateTimeField(null=True, blank=True)
-    # The last entry frozen into a batch, in (created_at, id) order.
-    frozen_created_at = models.DateTimeField(null=True, blank=True)
-    frozen_id = models.BigIntegerField(null=True, blank=True)
     # A run holds the lease; a crashed run's lease expires.
     lease_token = models.CharField(max_length=32, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
@@ -68,10 +63,41 @@ class ExportState(models.Model):
         return f"export state of tenant {self.tenant_id}"
 
 
+class ExportStream(models.Model):
+    """One destination (bucket and prefix) of a tenant: its own position, batches and chain.
+
+    A new destination starts a new stream, so it receives the tenant's whole history from
+    batch 1 and manifest 1 (verifiable on its own); going back to an earlier destination
+    resumes that destination's stream where it stopped.
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    bucket = models.CharField(max_length=63)
+    prefix = models.CharField(max_length=200, blank=True)
+    # Everything with created_at < cutoff has been delivered (and listed in a manifest).
+    cutoff = models.DateTimeField(null=True, blank=True)
+    # The last entry frozen into a batch, in (created_at, id) order.
+    frozen_created_at = models.DateTimeField(null=True, blank=True)
+    frozen_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "audit log export stream"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "bucket", "prefix"], name="exports_stream_destination"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
 class ExportBatch(models.Model):
     """One object of entries, frozen (range, count, SHA-256) before it is uploaded."""
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    stream = models.ForeignKey(ExportStream, on_delete=models.CASCADE, related_name="batches")
     seq = models.PositiveBigIntegerField()
     # The entries are those with (first_created_at, first_id) <= (created_at, id) <=
     # (last_created_at, last_id): settled, append-only, hence the same bytes on every retry.
@@ -88,9 +114,9 @@ class ExportBatch(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ("tenant", "seq")
+        ordering = ("stream", "seq")
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "seq"], name="exports_batch_tenant_seq")
+            models.UniqueConstraint(fields=["stream", "seq"], name="exports_batch_stream_seq")
         ]
 
     def __str__(self) -> str:
@@ -101,6 +127,7 @@ class ExportManifest(models.Model):
     """The signed record of one export run, chained to the previous run's manifest."""
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    stream = models.ForeignKey(ExportStream, on_delete=models.CASCADE, related_name="manifests")
     seq = models.PositiveBigIntegerField()
     key = models.CharField(max_length=255)
     body = models.BinaryField()
@@ -113,9 +140,9 @@ class ExportManifest(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ("tenant", "seq")
+        ordering = ("stream", "seq")
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "seq"], name="exports_manifest_tenant_seq")
+            models.UniqueConstraint(fields=["stream", "seq"], name="exports_manifest_stream_seq")
         ]
 
     def __str__(self) -> str:

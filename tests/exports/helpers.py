@@ -6,6 +6,7 @@ import json
 from auditlog.models import AuditLogEntry
 from auditlog.services import record
 from exports import manifests, services
+from exports.models import ExportStream
 from exports.verification import verify_export
 
 
@@ -29,6 +30,15 @@ def exported_ids(s3, config) -> list[int]:
         if key.endswith(".ndjson.gz"):
             ids += [json.loads(line)["id"] for line in gzip.decompress(body).splitlines()]
     return ids
+
+
+def watermark(tenant):
+    """The cutoff of the stream of the tenant's configured destination (``None``: none yet)."""
+    config = services.export_settings_ensure(tenant_id=tenant.pk)
+    stream = ExportStream.objects.filter(
+        tenant_id=tenant.pk, bucket=config.bucket, prefix=config.prefix
+    ).first()
+    return stream.cutoff if stream else None
 
 
 def db_ids(tenant) -> list[int]:

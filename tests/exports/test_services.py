@@ -2,6 +2,7 @@
 
 import gzip
 import json
+from types import SimpleNamespace
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -11,7 +12,7 @@ from auditlog.serializers import entry_to_json
 from exports import services
 from exports.models import ExportBatch, ExportManifest, ExportState
 
-from .helpers import add_entries, db_ids, exported_ids, verify
+from .helpers import add_entries, db_ids, exported_ids, verify, watermark
 
 pytestmark = pytest.mark.django_db
 
@@ -79,7 +80,7 @@ def test_role_without_put_object_shows_the_error_loses_nothing_then_delivers_onc
     assert "does not allow s3:PutObject" in failed.error
     assert "AccessDenied" in failed.error
     state = ExportState.objects.get(tenant_id=world_a.tenant.pk)
-    assert state.cutoff is None
+    assert watermark(world_a.tenant) is None
     assert "AccessDenied" in state.last_error
     assert state.lease_token == ""
     assert exported_ids(s3, config) == []
@@ -197,3 +198,45 @@ def test_verifier_reports_a_missing_manifest(s3, configure, world_a):
     s3.admin("s3").delete_object(Bucket=s3.bucket, Key=services.full_key(config, second.key))
     problems = verify(s3, config).problems
     assert any("manifest 2 is missing" in p for p in problems), problems
+
+
+def test_a_new_destination_gets_the_whole_history_and_a_chain_of_its_own(
+    s3, configure, world_a, settings
+):
+    settings.AUDIT_EXPORT_MAX_ENTRIES_PER_OBJECT = 5
+    tenant = world_a.tenant
+    config = configure(tenant, prefix="first")
+    first_role = config.role_arn
+    first = SimpleNamespace(tenant_id=tenant.pk, prefix="first")
+    add_entries(tenant, 8)
+    for _ in range(2):
+        assert services.export_run(tenant_id=tenant.pk).status == "ok"
+    assert sorted(exported_ids(s3, first)) == db_ids(tenant)
+
+    second_role = s3.create_role(external_id=config.external_id, prefix="second")
+    config = services.export_settings_update(config=config, prefix="second", role_arn=second_role)
+    add_entries(tenant, 3)
+    for _ in range(2):
+        assert services.export_run(tenant_id=tenant.pk).status == "ok"
+    ids = exported_ids(s3, config)
+    assert len(ids) == len(set(ids))
+    assert sorted(ids) == db_ids(tenant)  # the whole history, not only what came after
+    report = verify(s3, config)
+    assert report.ok, report.problems
+    assert report.manifests == 2
+    seqs = ExportBatch.objects.filter(stream__prefix="second").values_list("seq", flat=True)
+    assert sorted(seqs)[0] == 1
+    # The first destination is left as it was: complete up to its last manifest.
+    assert verify(s3, first).ok
+    assert len(exported_ids(s3, first)) < len(ids)
+
+    # Back to the first destination: its stream resumes where it stopped, nothing twice.
+    config = services.export_settings_update(config=config, prefix="first", role_arn=first_role)
+    for _ in range(2):
+        assert services.export_run(tenant_id=tenant.pk).status == "ok"
+    ids = exported_ids(s3, first)
+    assert len(ids) == len(set(ids))
+    assert sorted(ids) == db_ids(tenant)
+    report = verify(s3, first)
+    assert report.ok, report.problems
+    assert report.manifests == 4
