@@ -174,13 +174,22 @@ def tenant_root(tenant_id: int) -> str:
 
 
 def confused_deputy_problem(config: ExportSettings) -> str | None:
-    """Why the role is unsafe (assumable without the External ID), or ``None``."""
+    """Why the role is unsafe (or cannot be shown safe), or ``None`` when STS refuses it.
+
+    Only STS's own refusal (``AccessDenied``) proves the External ID is required; a network
+    error or throttling proves nothing, so it does not count as safe either.
+    """
     try:
         aws.assume_role(
             role_arn=config.role_arn, external_id=None, region=config.region, cached=False
         )
-    except aws.AwsError:
-        return None
+    except aws.AwsError as exc:
+        if exc.code == "AccessDenied":
+            return None
+        return (
+            f"Could not check that the role requires the External ID: {exc.message} "
+            f"({exc.code}). The settings were not saved; try again."
+        )
     return (
         "This role can be assumed without the External ID. Add the sts:ExternalId condition "
         "shown below to its trust policy (confused-deputy protection); the settings were not "
@@ -241,10 +250,11 @@ def export_connection_test(*, config: ExportSettings) -> ConnectionTest:
         return result
     result.add("assume_role", True)
     problem = confused_deputy_problem(config)
+    unsafe = problem is not None and problem.startswith("This role can be assumed")
     result.add(
         "assume_role_without_external_id",
         problem is None,
-        "" if problem is None else "ExternalIdNotRequired",
+        "" if problem is None else ("ExternalIdNotRequired" if unsafe else "CheckFailed"),
         problem or "refused, as it must be",
     )
     if problem:

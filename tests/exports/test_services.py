@@ -132,6 +132,20 @@ def test_role_assumable_without_external_id_is_refused(s3, world_a):
     assert test.steps[1]["code"] == "ExternalIdNotRequired"
 
 
+def test_enabling_is_refused_when_sts_cannot_be_asked(s3, world_a, monkeypatch):
+    """A network failure proves nothing about the External ID: not saved, and said so."""
+    config = services.export_settings_ensure(tenant_id=world_a.tenant.pk)
+    role = s3.create_role(external_id=config.external_id)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(ValidationError) as error:
+        services.export_settings_update(
+            config=config, enabled=True, bucket=s3.bucket, region=s3.region, role_arn=role
+        )
+    assert "Could not check" in str(error.value.error_dict["role_arn"])
+    config.refresh_from_db()
+    assert not config.enabled
+
+
 def test_connection_test_passes_and_writes_a_test_object(s3, configure, world_a):
     config = configure(world_a.tenant)
     test = services.export_connection_test(config=config)
