@@ -1,8 +1,10 @@
 """Reads of the exporter.
 
 The exporter reads a whole tenant's entries as the system, not on behalf of a user, so it
-queries ``AuditLogEntry`` directly instead of ``audit_log_entries_for(user)``; nothing here
-is shown to a user except counts and the tenant's own configuration.
+reads ``auditlog.selectors.tenant_entries(tenant_id)`` rather than
+``audit_log_entries_for(user)`` (on PostgreSQL the same ``tenant_id`` condition, as SQL that
+builds each NDJSON line); nothing here is shown to a user except counts and the tenant's
+own configuration.
 """
 
 import json
@@ -15,6 +17,7 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 
 from auditlog.models import AuditLogEntry
+from auditlog.selectors import tenant_entries
 from auditlog.serializers import ENTRY_COLUMNS, entry_to_json
 
 from .models import ExportBatch, ExportSettings, ExportState, ExportStream
@@ -38,7 +41,7 @@ def enabled_tenant_ids() -> list[int]:
 
 
 def _entries(tenant_id: int) -> QuerySet:
-    return AuditLogEntry.objects.filter(tenant_id=tenant_id).order_by("created_at", "id")
+    return tenant_entries(tenant_id).order_by("created_at", "id")
 
 
 # One exported line: the NDJSON text of ``entry_to_json(entry)``, which starts with
