@@ -142,15 +142,7 @@ def main() -> None:
         )
         from tests.exports.conftest import S3Server
 
-        s3 = S3Server(
-            endpoint=info["endpoint"],
-            bucket=info["bucket"],
-            region=info["region"],
-            account=info["account"],
-            admin_keys=info["admin"],
-            exporter_keys=info["exporter"],
-            process=server,
-        )
+        s3 = S3Server.launched(info, server)
         from exports import services
 
         if args.gzip_level is not None:

@@ -30,6 +30,19 @@ class S3Server:
     exporter_keys: dict
     process: Any
 
+    @classmethod
+    def launched(cls, info: dict, process: Any) -> "S3Server":
+        """The server described by the launcher's first line of output."""
+        return cls(
+            endpoint=info["endpoint"],
+            bucket=info["bucket"],
+            region=info["region"],
+            account=info["account"],
+            admin_keys=info["admin"],
+            exporter_keys=info["exporter"],
+            process=process,
+        )
+
     def admin(self, service: str) -> Any:
         """A client signed by the admin user (reads the bucket, creates roles)."""
         return boto3.session.Session(
@@ -103,15 +116,7 @@ def s3_server():
         process.kill()
         pytest.fail("the moto server did not start")
     info = json.loads(line)
-    server = S3Server(
-        endpoint=info["endpoint"],
-        bucket=info["bucket"],
-        region=info["region"],
-        account=info["account"],
-        admin_keys=info["admin"],
-        exporter_keys=info["exporter"],
-        process=process,
-    )
+    server = S3Server.launched(info, process)
     env = {
         "AWS_ENDPOINT_URL": server.endpoint,
         "AWS_ACCESS_KEY_ID": server.exporter_keys["AccessKeyId"],
