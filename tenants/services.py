@@ -407,19 +407,22 @@ def api_key_revoke(*, api_key: ApiKey) -> None:
     api_key.delete()
 
 
-@transaction.atomic
 def api_key_mark_used(*, api_key: ApiKey) -> None:
-    """Note that a key was used; recorded at most once an hour per key."""
+    """Note that a key was used; recorded at most once an hour per key.
+
+    Runs on every API request: the common case (used within the hour) touches no database.
+    """
     now = timezone.now()
     last = api_key.last_used_at
     if last is not None and now - last < API_KEY_USE_RECORD_INTERVAL:
         return
-    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
-    api_key.last_used_at = now
-    record(
-        operation_name="AuthenticationTokenUse",
-        tenant_id=api_key.tenant_id,
-        target_id=api_key.pk,
-        target_repr=str(api_key),
-        inputs={"inputs": {"authenticationTokenId": api_key.pk}},
-    )
+    with transaction.atomic():
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+        record(
+            operation_name="AuthenticationTokenUse",
+            tenant_id=api_key.tenant_id,
+            target_id=api_key.pk,
+            target_repr=str(api_key),
+            inputs={"inputs": {"authenticationTokenId": api_key.pk}},
+        )
