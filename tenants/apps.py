@@ -11,6 +11,7 @@ class TenantsConfig(AppConfig):
         from auditlog.registry import register
 
         from . import models as m
+        from . import signals  # noqa: F401  (connects the session-expiry receiver)
 
         register(
             m.Tenant,

@@ -12,19 +12,15 @@ SETTINGS_URL_NAME = "settings"
 
 
 class LoginView(auth_views.LoginView):
-    """Email and password; the session lasts as long as the tenant's timeout allows.
+    """Email and password.
 
-    ``Login`` and ``LoginFailure`` entries come from Django's auth signals.
+    ``Login`` and ``LoginFailure`` entries come from Django's auth signals, and so does the
+    session's expiry (``tenants.signals``), the same for the admin console's sign-in.
     """
 
     form_class = EmailAuthenticationForm
     template_name = "registration/login.html"
     redirect_authenticated_user = True
-
-    def form_valid(self, form: EmailAuthenticationForm) -> HttpResponse:
-        response = super().form_valid(form)
-        self.request.session.set_expiry(form.get_user().tenant.session_timeout_minutes * 60)
-        return response
 
 
 class LogoutView(auth_views.LogoutView):
