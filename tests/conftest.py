@@ -1,5 +1,6 @@
 """Shared fixtures: two tenants with an owner, a reader and a member each."""
 
+import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -75,3 +76,15 @@ def _append_only(request, django_db_blocker):
     if connection.vendor == "sqlite" and (uses_db or request.node.get_closest_marker("django_db")):
         with django_db_blocker.unblock():
             triggers.install(connection)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(settings):
+    """Every test counts sign-in failures and API requests from zero.
+
+    Its own key prefix in the suite's cache (Redis when ``REDIS_URL`` is set) rather than
+    a flush: the same Redis may be the Celery broker, and other runs may share it.
+    """
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+    }

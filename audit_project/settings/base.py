@@ -150,6 +150,12 @@ CACHES = {
 # Rate limit of the audit log API, per API key (or session user) and client IP.
 AUDIT_LOG_API_RATE = env.str("AUDIT_LOG_API_RATE", default="1000/min")
 
+# Brute-force protection of /login/ and /admin/login/: failed sign-ins allowed per window
+# (e.g. "5/15min"), per account (the email tried) and per client IP, before both refuse
+# even the right password until the window ends. Counted in the default cache (Redis).
+SIGN_IN_FAILURES_PER_ACCOUNT = env.str("SIGN_IN_FAILURES_PER_ACCOUNT", default="5/15min")
+SIGN_IN_FAILURES_PER_IP = env.str("SIGN_IN_FAILURES_PER_IP", default="50/15min")
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Audit log API",
     "DESCRIPTION": (
