@@ -1,4 +1,4 @@
-"""Thin receivers: build the diff, call ``record``. Connected per audited model by the registry."""
+"""Thin receivers: build the diff, call ``record``. ``audit`` connects them per audited model."""
 
 from typing import Any
 
@@ -12,7 +12,18 @@ from .context import ACTOR_TASK, AuditContext, _current
 from .services import record, record_for_email
 
 
-def connect_model(config: "registry.AuditedModel") -> None:
+def audit(model: type[models.Model], **options: Any) -> registry.AuditedModel:
+    """Audit ``model``: every create, update, delete and m2m change becomes an entry.
+
+    The options are ``registry.AuditedModel``'s fields; the model joins the registry (which
+    checks its operations against the catalog) and its receivers are connected.
+    """
+    config = registry.add(registry.AuditedModel(model=model, **options))
+    connect_model(config)
+    return config
+
+
+def connect_model(config: registry.AuditedModel) -> None:
     """Connect the capture receivers for one registered model."""
     model = config.model
     uid = f"auditlog.{model._meta.label}"
