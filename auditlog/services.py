@@ -10,6 +10,7 @@ from typing import Any
 from django.db import connections, router, transaction
 from django.utils import timezone
 
+from . import routing
 from .context import current, resolve_actor
 from .models import AuditLogEntry
 from .operations import get_operation
@@ -110,6 +111,7 @@ def record_rows(rows: list[dict[str, Any]]) -> None:
 
 
 def _insert(rows: list[dict[str, Any]]) -> None:
+    routing.pin_writers({row["user_id"] for row in rows})
     connection = connections[router.db_for_write(AuditLogEntry)]
     if connection.vendor == "postgresql" and len(rows) >= COPY_THRESHOLD:
         _copy(connection, rows)
