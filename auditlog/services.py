@@ -111,7 +111,7 @@ def record_rows(rows: list[dict[str, Any]]) -> None:
 
 
 def _insert(rows: list[dict[str, Any]]) -> None:
-    routing.pin_writers({row["user_id"] for row in rows})
+    routing.pin_writers(row["user_id"] for row in rows)
     connection = connections[router.db_for_write(AuditLogEntry)]
     if connection.vendor == "postgresql" and len(rows) >= COPY_THRESHOLD:
         _copy(connection, rows)
