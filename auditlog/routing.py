@@ -34,7 +34,7 @@ the export's cutoff rests on the primary's open transactions (``exports/services
 a replica may not have replayed the entries below it yet. No router picks the database of a
 read: ``db_for_read`` sees every read, inside write transactions too, and cannot tell the
 read path from the rest; the selector can. Without a replica, ``read_database`` answers the
-primary without a query, and nothing here runs.
+primary without a query, and nothing here runs. Needs PostgreSQL 13 or later (both servers).
 """
 
 import logging
