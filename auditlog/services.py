@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import connections, router, transaction
 from django.utils import timezone
 
+from . import routing
 from .context import current, resolve_actor
 from .models import AuditLogEntry
 from .operations import get_operation
@@ -133,6 +134,7 @@ def record_rows(rows: list[dict[str, Any]]) -> None:
 
 
 def _insert(rows: list[dict[str, Any]]) -> None:
+    routing.pin_writers(row["user_id"] for row in rows)
     connection = connections[router.db_for_write(AuditLogEntry)]
     if connection.vendor == "postgresql" and len(rows) >= COPY_THRESHOLD:
         _copy(connection, rows)
