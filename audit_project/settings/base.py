@@ -124,6 +124,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every endpoint is rate limited; the audit log API sets its own throttle (and budget).
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.throttling.DomainApiThrottle"],
     "DEFAULT_PARSER_CLASSES": [
         "auditlog.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
@@ -152,8 +154,10 @@ CACHES = {
     )
 }
 
-# Rate limit of the audit log API, per API key (or session user) and client IP.
+# Rate limits, per API key (or session user) and client IP: the audit log API, and every
+# other endpoint (the domain API, export settings, the schema), each with its own budget.
 AUDIT_LOG_API_RATE = env.str("AUDIT_LOG_API_RATE", default="1000/min")
+DOMAIN_API_RATE = env.str("DOMAIN_API_RATE", default="1000/min")
 
 # Brute-force protection of /login/ and /admin/login/: failed sign-ins allowed per window
 # (e.g. "5/15min"), per account (the email tried) and per client IP, before both refuse
