@@ -22,6 +22,8 @@ SELF = "'self'"
 NONE = "'none'"
 NONCE = "<CSP_NONCE_SENTINEL>"
 HEADER = "Content-Security-Policy"
+# With DEBUG on, these are Django's own error pages, which are inline styles and scripts.
+DEBUG_PAGE_STATUSES = (404, 500)
 
 
 def policy(directives: dict[str, list[str]], nonce: str) -> str:
@@ -41,6 +43,8 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.csp_nonce = secrets.token_urlsafe(16)
         response = self.get_response(request)
+        if settings.DEBUG and response.status_code in DEBUG_PAGE_STATUSES:
+            return response
         if settings.SECURE_CSP and HEADER not in response:
             response[HEADER] = policy(settings.SECURE_CSP, request.csp_nonce)
         return response

@@ -114,3 +114,11 @@ def test_api_responses_carry_the_policy_too(api, world_a):
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {world_a.keys['owner']}")
     response = api.get("/api/v1/teams/")
     assert parse_policy(response["Content-Security-Policy"])[0] == POLICY
+
+
+def test_django_debug_pages_are_left_without_the_policy(client, db, settings):
+    # Django's debug 404 and 500 pages are inline styles and scripts (local runs only).
+    assert "Content-Security-Policy" in client.get("/no-such-page/")
+    settings.DEBUG = True
+    assert "Content-Security-Policy" not in client.get("/no-such-page/")
+    assert "Content-Security-Policy" in client.get("/login/")
