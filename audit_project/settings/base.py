@@ -59,11 +59,33 @@ TEMPLATES = [
     },
 ]
 
+
+def database(config: dict) -> dict:
+    """A database from a URL, with what every environment needs of it.
+
+    Every request is one transaction: a change and its audit entry commit or roll back
+    together. On SQLite that transaction takes the write lock when it begins (``BEGIN
+    IMMEDIATE``), so concurrent writers queue on the busy timeout instead of failing: a
+    deferred transaction that reads first and writes later cannot wait for the lock (in WAL
+    mode SQLite refuses the upgrade at once with "database is locked"). WAL lets readers
+    outside a request go on while a writer holds the lock. synchronous=NORMAL is SQLite's
+    advice for WAL: a commit survives a crash of the application, only a power loss can undo
+    the last ones (production runs on PostgreSQL).
+    """
+    config["ATOMIC_REQUESTS"] = True
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,  # seconds a writer waits for the lock before giving up
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+            **config.get("OPTIONS", {}),
+        }
+    return config
+
+
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+    "default": database(env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")),
 }
-# Every request is one transaction: a change and its audit entry commit or roll back together.
-DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "tenants.User"

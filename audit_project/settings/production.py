@@ -1,14 +1,13 @@
 """Production: PostgreSQL, Redis, secrets from the environment with no defaults."""
 
 from .base import *  # noqa: F403
-from .base import DATABASES, env
+from .base import DATABASES, database, env
 
 DEBUG = False
 SECRET_KEY = env.str("SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 CREDENTIAL_ENCRYPTION_KEY = env.str("CREDENTIAL_ENCRYPTION_KEY")
-DATABASES["default"] = env.db("DATABASE_URL")
-DATABASES["default"]["ATOMIC_REQUESTS"] = True
+DATABASES["default"] = database(env.db("DATABASE_URL"))
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 REDIS_URL = env.str("REDIS_URL")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
