@@ -3,10 +3,11 @@
 ``/healthz`` says the process answers; it touches nothing else, so a database outage never
 makes an orchestrator restart healthy web processes. ``/readyz`` says this process can serve
 traffic: it runs every check named in ``settings.READINESS_CHECKS`` (database, pending
-migrations, cache, Celery broker; a later check such as a default partition is one more
-line there) and answers 503 when any is not "ok". The body names each check and its result,
-nothing more: the probes need no authentication, so why a check failed goes to the log (any
-password in a URL masked), never to the caller, and neither probe shows versions or hosts.
+migrations, cache, Celery broker, collected static files; a later check such as a default
+partition is one more line there) and answers 503 when any is not "ok". The body names each
+check and its result, nothing more: the probes need no authentication, so why a check
+failed goes to the log (any password in a URL masked), never to the caller, and neither
+probe shows versions or hosts.
 
 Both are answered by ``ProbeMiddleware``, first in the chain: before the HTTPS redirect and
 before host validation, because a load balancer probes each instance over plain HTTP by its
@@ -21,6 +22,7 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.staticfiles.storage import ManifestFilesMixin, staticfiles_storage
 from django.core.cache import cache
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -63,6 +65,13 @@ def cache_reachable() -> None:
     if cache.get(key) != "1":
         raise NotReady("failed")
     cache.delete(key)
+
+
+def static_files_collected() -> None:
+    """With hashed static names (production), collectstatic's manifest is there: without it
+    every page that links a stylesheet would fail."""
+    if isinstance(staticfiles_storage, ManifestFilesMixin) and not staticfiles_storage.hashed_files:
+        raise NotReady("missing")
 
 
 def broker_reachable() -> None:

@@ -30,7 +30,13 @@ def test_readyz_names_every_check(db, client):
         200,
         {
             "status": "ok",
-            "checks": {"database": "ok", "migrations": "ok", "cache": "ok", "broker": "ok"},
+            "checks": {
+                "database": "ok",
+                "migrations": "ok",
+                "cache": "ok",
+                "broker": "ok",
+                "static_files": "ok",
+            },
         },
     )
 
@@ -69,6 +75,7 @@ def test_readyz_is_503_when_the_cache_is_unreachable(db, client, settings):
         "migrations": "ok",
         "cache": "failed",
         "broker": "ok",
+        "static_files": "ok",
     }
     assert str(closed).encode() not in response.content
 

@@ -73,7 +73,13 @@ def test_readyz_is_200_with_every_check_ok(transactional_db, server):
     assert response.status == 200, response.body
     assert response.json() == {
         "status": "ok",
-        "checks": {"database": "ok", "migrations": "ok", "cache": "ok", "broker": "ok"},
+        "checks": {
+            "database": "ok",
+            "migrations": "ok",
+            "cache": "ok",
+            "broker": "ok",
+            "static_files": "ok",
+        },
     }
 
 
@@ -167,3 +173,15 @@ def test_readyz_is_503_when_a_dependency_is_unreachable(
     assert body["status"] == "unavailable"
     assert {name for name, state in body["checks"].items() if state != "ok"} == failed
     assert str(closed).encode() not in response.body
+
+
+def test_readyz_is_503_until_collectstatic_ran(transactional_db, tmp_path):
+    """Without the manifest every page linking a stylesheet would fail: not ready."""
+    empty = tmp_path / "static"
+    empty.mkdir()
+    with gunicorn(production_env(empty), tmp_path / "web.log") as server:
+        response = server.get("/readyz")
+    assert response.status == 503
+    checks = response.json()["checks"]
+    assert checks.pop("static_files") == "missing"
+    assert set(checks.values()) == {"ok"}

@@ -193,6 +193,7 @@ READINESS_CHECKS = {
     "migrations": "audit_project.health.migrations_applied",
     "cache": "audit_project.health.cache_reachable",
     "broker": "audit_project.health.broker_reachable",
+    "static_files": "audit_project.health.static_files_collected",
 }
 
 # Rate limit of the audit log API, per API key (or session user) and client IP.

@@ -39,7 +39,7 @@ if env.int("TRUSTED_PROXY_COUNT", default=0):
 # Static files: collectstatic writes them with content-hashed names, which whitenoise serves
 # from the web process itself, compressed, with a far-future immutable Cache-Control (a new
 # deploy changes the names, so no cache ever holds a stale file). No CDN, nothing external.
-STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
