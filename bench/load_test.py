@@ -32,6 +32,7 @@ the run reports how the transactions split between the primary and the replica.
 """
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -346,6 +347,16 @@ def check_entries(writes: list[tuple[str, str, int | None, int]]) -> list[str]:
     return problems
 
 
+def database_backends(url: str) -> list[int]:
+    """Process ids of the other sessions on the database (the web workers' connections)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
 def transactions(url: str) -> int:
     """Committed + rolled-back transactions of the database ``url`` names, so far."""
     with psycopg.connect(url, autocommit=True) as conn:
@@ -361,16 +372,47 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def report(results: Results, elapsed: float, args: argparse.Namespace, split: dict) -> bool:
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (gunicorn's workers), from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def report(results: Results, run: dict, args: argparse.Namespace) -> bool:
     total = sum(len(v) for v in results.latencies.values())
     errors = sum(results.errors.values())
+    elapsed = run["elapsed"]
     print()
     print(
         f"{args.clients} clients, {elapsed:.0f} s, gunicorn {args.web_concurrency} sync workers;"
-        f" {os.cpu_count()} cores shared by server, database, Redis and the clients"
-        f" (load average now {os.getloadavg()[0]:.1f})"
+        f" {os.cpu_count()} cores shared by server, PostgreSQL, Redis, the clients and anything"
+        f" else running (load average {run['load_before']:.1f} before, {os.getloadavg()[0]:.1f}"
+        " after)"
     )
     print(f"requests: {total:,}  throughput: {total / elapsed:.1f} req/s  errors: {errors}")
+    print(
+        f"CPU during the load: web workers {run['cpu_web']:.0f} s"
+        f" ({run['cpu_web'] / elapsed:.2f} cores, {run['cpu_web'] / max(total, 1) * 1000:.1f} ms"
+        f" per request), their PostgreSQL backends {run['cpu_database']:.0f} s, load generator"
+        f" {run['cpu_clients']:.0f} s"
+    )
     print(f"{'kind':<10}{'requests':>10}{'share':>8}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}")
     for kind in KINDS:
         values = results.latencies.get(kind, [])
@@ -390,7 +432,7 @@ def report(results: Results, elapsed: float, args: argparse.Namespace, split: di
     )
     for problem in problems[:10]:
         print(f"  {problem}")
-    if split:
+    if split := run["split"]:
         primary, replica = split["primary"], split["replica"]
         share = replica / (primary + replica) if primary + replica else 0
         print(
@@ -417,12 +459,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-load-") as scratch:
         log_path = Path(scratch) / "gunicorn.log"
         env = server_env(str(Path(scratch) / "static"), port, args.web_concurrency)
+        env["CONN_MAX_AGE"] = str(int(args.duration) + 120)
         server = start_server(env, log_path)
         try:
             before = {"primary": transactions(os.environ["DATABASE_URL"])}
             if replica_url:
                 before["replica"] = transactions(replica_url)
             results = Results()
+            workers = children(server.pid)
+            run = {"load_before": os.getloadavg()[0], "split": {}}
+            cpu_web, cpu_clients = cpu_seconds(workers), time.process_time()
             started = time.monotonic()
             until = started + args.duration
             threads = [
@@ -433,18 +479,22 @@ def main() -> None:
                 thread.start()
             for thread in threads:
                 thread.join()
-            elapsed = time.monotonic() - started
+            run["elapsed"] = time.monotonic() - started
+            run["cpu_web"] = cpu_seconds(workers) - cpu_web
+            run["cpu_clients"] = time.process_time() - cpu_clients
+            # The workers' connections live through the whole run (CONN_MAX_AGE, below) and
+            # were opened just before it: their CPU time so far is the load's.
+            run["cpu_database"] = cpu_seconds(database_backends(os.environ["DATABASE_URL"]))
             time.sleep(1.5)  # PostgreSQL publishes its counters at most once a second
-            split = {}
             if replica_url:
-                split = {
+                run["split"] = {
                     "primary": transactions(os.environ["DATABASE_URL"]) - before["primary"],
                     "replica": transactions(replica_url) - before["replica"],
                 }
         finally:
             server.terminate()
             server.wait(30)
-        ok = report(results, elapsed, args, split)
+        ok = report(results, run, args)
         if not ok:
             print(f"\ngunicorn log (last lines):\n{log_path.read_text()[-2000:]}")
     sys.exit(0 if ok else 1)
