@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 
 import pytest
-from django.db import connection
+from django.db import transaction
+from django.db.backends.base.operations import BaseDatabaseOperations
 from rest_framework.test import APIClient
 
 from auditlog import triggers
@@ -55,23 +56,23 @@ def api():
     return APIClient()
 
 
-@pytest.fixture
-def transactional_db(transactional_db):
-    """Let transactional tests empty the append-only table afterwards.
+@pytest.fixture(scope="session", autouse=True)
+def _flush_lifts_append_only():
+    """Let a test database be emptied after transactional tests, and only that.
 
-    Flushing a test database deletes every row; on SQLite that is a DELETE, which the
-    triggers refuse, so they are lifted just before the flush (PostgreSQL flushes with
-    TRUNCATE, which row triggers do not see). ``_append_only`` puts them back.
+    Django flushes the database after each transactional test: TRUNCATE on PostgreSQL,
+    DELETE on SQLite, which the append-only triggers refuse. The flush lifts them, empties
+    the tables and puts them back in one transaction, so no other statement ever sees the
+    table without them. The product has no such way round the triggers.
     """
-    yield transactional_db
-    if connection.vendor == "sqlite":
-        triggers.remove(connection)
+    flush = BaseDatabaseOperations.execute_sql_flush
 
+    def execute_sql_flush(ops, sql_list):
+        with transaction.atomic(using=ops.connection.alias):
+            triggers.remove(ops.connection)
+            flush(ops, sql_list)
+            triggers.install(ops.connection)
 
-@pytest.fixture(autouse=True)
-def _append_only(request, django_db_blocker):
-    """Every database test starts with the append-only triggers in place."""
-    uses_db = {"db", "transactional_db"} & set(request.fixturenames)
-    if connection.vendor == "sqlite" and (uses_db or request.node.get_closest_marker("django_db")):
-        with django_db_blocker.unblock():
-            triggers.install(connection)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BaseDatabaseOperations, "execute_sql_flush", execute_sql_flush)
+        yield
