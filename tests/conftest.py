@@ -1,9 +1,12 @@
 """Shared fixtures: two tenants with an owner, a reader and a member each."""
 
+import io
+import secrets
 from dataclasses import dataclass
 
 import pytest
-from django.db import transaction
+from django.core.management import call_command
+from django.db import connection, transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
 from rest_framework.test import APIClient
 
@@ -76,3 +79,33 @@ def _flush_lifts_append_only():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(BaseDatabaseOperations, "execute_sql_flush", execute_sql_flush)
         yield
+
+
+@pytest.fixture(scope="module")
+def app_role(django_db_setup, django_db_blocker):
+    """For a whole test module, the product connects as the application role (PostgreSQL).
+
+    The role is made as in a deployment: ``audit_db_grant_app_role`` run by the tables'
+    owner, with a password from the environment. Its name is this test database's, since
+    roles are cluster-wide and other runs share the server. The default connection then
+    logs in as it, so every query of the module's tests (fixtures included) runs with the
+    role's privileges. Transactional tests cannot be among them: flushing needs the owner.
+    """
+    if connection.vendor != "postgresql":
+        pytest.skip("database roles: PostgreSQL only")
+    name = f"{connection.settings_dict['NAME']}_app_role"[:63]
+    password = secrets.token_urlsafe(24)
+    with django_db_blocker.unblock(), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AUDIT_DB_APP_PASSWORD", password)
+        call_command("audit_db_grant_app_role", role=name, stdout=io.StringIO())
+    owner = {key: connection.settings_dict[key] for key in ("USER", "PASSWORD")}
+    connection.close()
+    connection.settings_dict.update(USER=name, PASSWORD=password)
+    try:
+        yield name
+    finally:
+        connection.close()
+        connection.settings_dict.update(owner)
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(f'DROP OWNED BY "{name}"')
+            cursor.execute(f'DROP ROLE "{name}"')
