@@ -78,10 +78,13 @@ def test_the_role_can_read_and_append_entries_and_nothing_more():
     assert flags == (False, False, False, False, False, True)
     assert sql(
         "SELECT has_schema_privilege(%s, current_schema(), 'CREATE'),"
-        " has_schema_privilege(%s, current_schema(), 'USAGE'),"
-        " has_parameter_privilege(%s, 'session_replication_role', 'SET')",
-        [role, role, role],
-    ) == [(False, True, False)]
+        " has_schema_privilege(%s, current_schema(), 'USAGE')",
+        [role, role],
+    ) == [(False, True)]
+    if connection.pg_version >= 150000:
+        assert sql(
+            "SELECT has_parameter_privilege(%s, 'session_replication_role', 'SET')", [role]
+        ) == [(False,)]
     assert sql("SELECT count(*) FROM pg_class WHERE relowner = %s::regrole", [role]) == [(0,)]
 
 
@@ -111,6 +114,46 @@ def test_a_rerun_takes_back_stray_grants_and_later_tables_get_nothing():
         cursor.execute(sql_create)
     assert table_privileges(role, f"{triggers.TABLE}_2099_01") == set()
     assert sql("SELECT count(*) FROM pg_default_acl") == [(0,)]
+
+
+@postgres_only
+def test_a_partitioned_entries_table_gets_select_insert_on_every_partition_and_no_more():
+    """The monthly partitions to come: each is an entries table; one made later gets nothing."""
+    role = role_name()
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {triggers.TABLE} RENAME TO unpartitioned_entries")
+        cursor.execute(
+            f"CREATE TABLE {triggers.TABLE} (LIKE unpartitioned_entries)"
+            " PARTITION BY RANGE (created_at)"
+        )
+        cursor.execute(
+            f"CREATE TABLE {triggers.TABLE}_2026_01 PARTITION OF {triggers.TABLE}"
+            " FOR VALUES FROM ('2026-01-01') TO ('2026-02-01')"
+        )
+        cursor.execute(
+            f"CREATE TABLE {triggers.TABLE}_default PARTITION OF {triggers.TABLE} DEFAULT"
+        )
+    parts = [f"{triggers.TABLE}_2026_01", f"{triggers.TABLE}_default"]
+    for table in [triggers.TABLE, *parts]:
+        triggers.install(connection, table)
+
+    out = grant(role)
+    assert f"SELECT, INSERT on {triggers.TABLE}, {', '.join(parts)}" in out
+    for table in [triggers.TABLE, *parts]:
+        assert table_privileges(role, table) == {"SELECT", "INSERT"}
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TABLE {triggers.TABLE}_2026_02 PARTITION OF {triggers.TABLE}"
+            " FOR VALUES FROM ('2026-02-01') TO ('2026-03-01')"
+        )
+    assert table_privileges(role, f"{triggers.TABLE}_2026_02") == set()
+    # Until its TRUNCATE trigger is installed, the command refuses to call the role safe.
+    with pytest.raises(CommandError, match=f"{triggers.TABLE}_2026_02 has no enabled trigger"):
+        grant(role)
+    triggers.install(connection, f"{triggers.TABLE}_2026_02")
+    grant(role)
+    assert table_privileges(role, f"{triggers.TABLE}_2026_02") == {"SELECT", "INSERT"}
 
 
 @postgres_only
