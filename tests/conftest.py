@@ -93,7 +93,7 @@ def app_role(django_db_setup, django_db_blocker):
     """
     if connection.vendor != "postgresql":
         pytest.skip("database roles: PostgreSQL only")
-    name = f"{connection.settings_dict['NAME']}_app_role"[:63]
+    name = factories.role_name("app_role")
     password = secrets.token_urlsafe(24)
     with django_db_blocker.unblock(), pytest.MonkeyPatch.context() as patch:
         patch.setenv("AUDIT_DB_APP_PASSWORD", password)

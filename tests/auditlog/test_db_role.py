@@ -19,6 +19,8 @@ from django.test.utils import CaptureQueriesContext
 
 from auditlog import triggers
 
+from .. import factories
+
 pytestmark = pytest.mark.django_db
 
 postgres_only = pytest.mark.skipif(
@@ -27,7 +29,7 @@ postgres_only = pytest.mark.skipif(
 
 
 def role_name(suffix: str = "app") -> str:
-    return f"{connection.settings_dict['NAME']}_{suffix}"[:63]
+    return factories.role_name(suffix)
 
 
 def grant(role: str, **env) -> str:
