@@ -88,6 +88,7 @@ _CATALOG = (
     Operation("Login", AUTHENTICATION, "Signed in", "user"),
     Operation("LoginFailure", AUTHENTICATION, "Failed to sign in", "user"),
     Operation("Logout", AUTHENTICATION, "Signed out", "user"),
+    Operation("LoginLockout", AUTHENTICATION, "Locked out after repeated failed sign-ins", "user"),
     Operation("AuthenticationTokenCreation", AUTHENTICATION, "Created an API key", "api_key"),
     Operation("AuthenticationTokenDeletion", AUTHENTICATION, "Revoked an API key", "api_key"),
     Operation("AuthenticationTokenEdit", AUTHENTICATION, "Renamed an API key", "api_key"),

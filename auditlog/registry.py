@@ -1,7 +1,9 @@
-"""The explicit list of audited models and how their changes map to operations.
+"""The explicit list of audited models and how their changes map to operations: plain data.
 
-Each audited model registers itself from its own app (``AppConfig.ready``); the registry
-connects the capture signals. ``auditlog`` never imports the models it audits.
+Each audited model is audited from its own app (``AppConfig.ready``) through
+``auditlog.signals.audit``, which adds it here and connects the capture receivers. The
+receivers and the audited QuerySet read this list; it imports neither of them.
+``auditlog`` never imports the models it audits.
 """
 
 import copy
@@ -122,18 +124,17 @@ def _get(values: Any, attname: str) -> Any:
 _registry: dict[type[models.Model], AuditedModel] = {}
 
 
-def register(model: type[models.Model], **options: Any) -> AuditedModel:
-    """Audit ``model``: every create, update, delete and m2m change becomes an entry."""
-    from . import signals
+def add(config: AuditedModel) -> AuditedModel:
+    """Put a model's configuration in the list; every operation it names must be in the catalog.
 
-    config = AuditedModel(model=model, **options)
+    Adding alone captures nothing: ``auditlog.signals.audit`` adds and connects.
+    """
     names = [n for n in (config.create, config.update, config.delete) if n]
     names += [op for op in config.field_operations.values() if isinstance(op, str)]
     unknown = [name for name in names if name not in OPERATIONS]
     if unknown:
         raise ValueError(f"operations not in the catalog: {unknown}")
-    _registry[model] = config
-    signals.connect_model(config)
+    _registry[config.model] = config
     return config
 
 

@@ -1,19 +1,24 @@
 """Writing entries: the one function every capture path ends in."""
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import connections, router, transaction
 from django.utils import timezone
 
+from . import routing
 from .context import current, resolve_actor
 from .models import AuditLogEntry
 from .operations import get_operation
 from .redaction import REDACTED, is_secret_key, redact
+
+logger = logging.getLogger(__name__)
 
 _batch: ContextVar[list[dict] | None] = ContextVar("audit_entry_batch", default=None)
 
@@ -100,6 +105,25 @@ def record(**kwargs: Any) -> None:
     record_rows([entry_row(**kwargs)])
 
 
+def record_for_email(*, operation_name: str, email: str, inputs: dict | None = None) -> None:
+    """Record a sign-in event under the tenant of the account whose email was tried.
+
+    An email that matches no account has no tenant to file it under: the application log
+    keeps the event instead, without the email (it may be a password typed in the wrong box).
+    """
+    account = get_user_model()._default_manager.filter(email__iexact=email).first()
+    if account is None:
+        logger.warning("%s for an unknown account", operation_name)
+        return
+    record(
+        operation_name=operation_name,
+        tenant_id=account.tenant_id,
+        target_id=account.pk,
+        target_repr=account.email,
+        inputs=inputs,
+    )
+
+
 def record_rows(rows: list[dict[str, Any]]) -> None:
     """Insert prepared rows in a few statements (or add them to the open batch)."""
     buffer = _batch.get()
@@ -110,6 +134,7 @@ def record_rows(rows: list[dict[str, Any]]) -> None:
 
 
 def _insert(rows: list[dict[str, Any]]) -> None:
+    routing.pin_writers(row["user_id"] for row in rows)
     connection = connections[router.db_for_write(AuditLogEntry)]
     if connection.vendor == "postgresql" and len(rows) >= COPY_THRESHOLD:
         _copy(connection, rows)

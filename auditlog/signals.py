@@ -1,22 +1,29 @@
-"""Thin receivers: build the diff, call ``record``. Connected per audited model by the registry."""
+"""Thin receivers: build the diff, call ``record``. ``audit`` connects them per audited model."""
 
-import logging
 from typing import Any
 
 from celery import signals as celery_signals
-from django.contrib.auth import get_user_model
 from django.contrib.auth import signals as auth_signals
 from django.db import models
 from django.db.models import signals
 
 from . import registry
 from .context import ACTOR_TASK, AuditContext, _current
-from .services import record
-
-logger = logging.getLogger(__name__)
+from .services import record, record_for_email
 
 
-def connect_model(config: "registry.AuditedModel") -> None:
+def audit(model: type[models.Model], **options: Any) -> registry.AuditedModel:
+    """Audit ``model``: every create, update, delete and m2m change becomes an entry.
+
+    The options are ``registry.AuditedModel``'s fields; the model joins the registry (which
+    checks its operations against the catalog) and its receivers are connected.
+    """
+    config = registry.add(registry.AuditedModel(model=model, **options))
+    connect_model(config)
+    return config
+
+
+def connect_model(config: registry.AuditedModel) -> None:
     """Connect the capture receivers for one registered model."""
     model = config.model
     uid = f"auditlog.{model._meta.label}"
@@ -141,17 +148,8 @@ def record_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 def record_login_failure(sender: Any, credentials: dict, request: Any = None, **kw: Any) -> None:
     """A failed sign-in, filed under the tenant of the account it tried, with that email."""
     email = str(credentials.get("username") or credentials.get("email") or "")[:254]
-    account = get_user_model()._default_manager.filter(email__iexact=email).first()
-    if account is None:
-        # No account, so no tenant to file it under: the application log keeps it.
-        logger.warning("failed sign-in for an unknown account")
-        return
-    record(
-        operation_name="LoginFailure",
-        tenant_id=account.tenant_id,
-        target_id=account.pk,
-        target_repr=account.email,
-        inputs={"inputs": {"email": email}},
+    record_for_email(
+        operation_name="LoginFailure", email=email, inputs={"inputs": {"email": email}}
     )
 
 

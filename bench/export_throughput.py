@@ -5,7 +5,7 @@
 
 Seeds the entries with one ``INSERT ... SELECT generate_series`` per million rows (no
 Python per row), starts the moto server (tests/s3server.py), configures a PutObject-only
-role, then runs the real export (``exports.services.export_run``: freeze, gzip, PutObject,
+role, then runs the real export (``exports.delivery.export_run``: freeze, gzip, PutObject,
 manifest, watermark) once and prints entries/s and the peak RSS of this process
 (``ru_maxrss``, which covers the seeding too). ``--tenant ID`` exports an already seeded
 tenant again.
@@ -143,12 +143,13 @@ def main() -> None:
         from tests.exports.conftest import S3Server
 
         s3 = S3Server.launched(info, server)
-        from exports import services
+        from exports import delivery
+        from exports.settings import export_settings_ensure, export_settings_update
 
         if args.gzip_level is not None:
-            services.GZIP_LEVEL = args.gzip_level
-        config = services.export_settings_ensure(tenant_id=tenant_id)
-        services.export_settings_update(
+            delivery.GZIP_LEVEL = args.gzip_level
+        config = export_settings_ensure(tenant_id=tenant_id)
+        export_settings_update(
             config=config,
             enabled=True,
             bucket=s3.bucket,
@@ -158,7 +159,7 @@ def main() -> None:
         )
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         started = time.monotonic()
-        result = services.export_run(tenant_id=tenant_id)
+        result = delivery.export_run(tenant_id=tenant_id)
         elapsed = time.monotonic() - started
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         assert result.status == "ok", result.error

@@ -4,9 +4,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import manifests, services
+from . import manifests
+from .connection import export_connection_test
 from .permissions import IsExportConfigurator
 from .serializers import ExportSettingsSerializer
+from .settings import (
+    export_settings_ensure,
+    export_settings_regenerate_external_id,
+    export_settings_update,
+)
 
 
 class ExportSettingsApi(APIView):
@@ -15,14 +21,14 @@ class ExportSettingsApi(APIView):
     permission_classes = [IsExportConfigurator]
 
     def get(self, request: Request) -> Response:
-        config = services.export_settings_ensure(tenant_id=request.user.tenant_id)
+        config = export_settings_ensure(tenant_id=request.user.tenant_id)
         return Response(ExportSettingsSerializer(config).data)
 
     def put(self, request: Request) -> Response:
         serializer = ExportSettingsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        config = services.export_settings_ensure(tenant_id=request.user.tenant_id)
-        config = services.export_settings_update(config=config, **serializer.validated_data)
+        config = export_settings_ensure(tenant_id=request.user.tenant_id)
+        config = export_settings_update(config=config, **serializer.validated_data)
         return Response(ExportSettingsSerializer(config).data)
 
     patch = put
@@ -34,8 +40,8 @@ class ExportConnectionTestApi(APIView):
     permission_classes = [IsExportConfigurator]
 
     def post(self, request: Request) -> Response:
-        config = services.export_settings_ensure(tenant_id=request.user.tenant_id)
-        return Response(services.export_connection_test(config=config).as_json())
+        config = export_settings_ensure(tenant_id=request.user.tenant_id)
+        return Response(export_connection_test(config=config).as_json())
 
 
 class ExportRegenerateExternalIdApi(APIView):
@@ -44,8 +50,8 @@ class ExportRegenerateExternalIdApi(APIView):
     permission_classes = [IsExportConfigurator]
 
     def post(self, request: Request) -> Response:
-        config = services.export_settings_ensure(tenant_id=request.user.tenant_id)
-        config = services.export_settings_regenerate_external_id(config=config)
+        config = export_settings_ensure(tenant_id=request.user.tenant_id)
+        config = export_settings_regenerate_external_id(config=config)
         return Response(ExportSettingsSerializer(config).data)
 
 

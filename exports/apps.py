@@ -8,11 +8,11 @@ class ExportsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from auditlog.registry import register
+        from auditlog.signals import audit
 
         from .models import ExportSettings
 
-        register(
+        audit(
             ExportSettings,
             target_type="audit_log_export",
             create="AuditLogExportConfigurationChange",

@@ -5,6 +5,10 @@ reads ``auditlog.selectors.tenant_entries(tenant_id)`` rather than
 ``audit_log_entries_for(user)`` (on PostgreSQL the same ``tenant_id`` condition, as SQL that
 builds each NDJSON line); nothing here is shown to a user except counts and the tenant's
 own configuration.
+
+Everything here reads the primary (``tenant_entries`` and the default ``connection``), never
+the read replica: the cutoff is held back to the primary's oldest open transaction, and a
+lagging replica could lack committed entries below it, which the export would then skip.
 """
 
 import json

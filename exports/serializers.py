@@ -4,8 +4,9 @@ from typing import Any
 
 from rest_framework import serializers
 
-from . import selectors, services
+from . import selectors
 from .models import ExportSettings
+from .settings import permission_policy, trust_policy
 
 # Static keys of the tenant are never accepted: assumed roles only.
 STATIC_KEY_FIELDS = (
@@ -55,6 +56,6 @@ class ExportSettingsSerializer(serializers.Serializer):
             "role_arn": instance.role_arn,
             "external_id": instance.external_id,
             "status": status.as_json(),
-            "trust_policy": services.trust_policy(instance),
-            "permission_policy": services.permission_policy(instance),
+            "trust_policy": trust_policy(instance),
+            "permission_policy": permission_policy(instance),
         }

@@ -4,7 +4,8 @@ from celery import shared_task
 
 from auditlog.context import ACTOR_TASK, audit_context
 
-from . import selectors, services
+from . import selectors
+from .delivery import export_run
 
 
 class ExportFailedError(Exception):
@@ -35,7 +36,7 @@ def export_tenant(tenant_id: int) -> dict:
     Another run holding the tenant's lease is not a failure: that run does the work.
     """
     with audit_context(actor_type=ACTOR_TASK):
-        result = services.export_run(tenant_id=tenant_id)
+        result = export_run(tenant_id=tenant_id)
     if result.status == "failed":
         raise ExportFailedError(result.error)
     return {"tenant_id": tenant_id, "status": result.status, "entries": result.entries}

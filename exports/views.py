@@ -12,9 +12,18 @@ from django.views.decorators.http import require_http_methods
 
 from auditlog.views import settings_menu
 
-from . import manifests, selectors, services
+from . import manifests, selectors
+from .connection import export_connection_test
 from .forms import ExportSettingsForm
 from .permissions import can_configure_export
+from .settings import (
+    EDITABLE_FIELDS,
+    export_settings_ensure,
+    export_settings_regenerate_external_id,
+    export_settings_update,
+    permission_policy,
+    trust_policy,
+)
 
 TEMPLATE = "exports/settings.html"
 
@@ -26,8 +35,8 @@ def _context(request: HttpRequest, config: Any, form: ExportSettingsForm, **extr
         "form": form,
         "status": selectors.export_status(tenant_id=config.tenant_id),
         "batches": selectors.recent_batches(tenant_id=config.tenant_id),
-        "trust_policy": json.dumps(services.trust_policy(config), indent=2),
-        "permission_policy": json.dumps(services.permission_policy(config), indent=2),
+        "trust_policy": json.dumps(trust_policy(config), indent=2),
+        "permission_policy": json.dumps(permission_policy(config), indent=2),
         "public_key": manifests.public_key_b64(),
         "public_key_pem": manifests.public_key_pem(),
         **extra,
@@ -45,22 +54,22 @@ def export_settings(request: HttpRequest) -> HttpResponse:
             settings_menu(request, "audit_logs"),
             status=403,
         )
-    config = services.export_settings_ensure(tenant_id=request.user.tenant_id)
-    initial = {name: getattr(config, name) for name in services.EDITABLE_FIELDS}
+    config = export_settings_ensure(tenant_id=request.user.tenant_id)
+    initial = {name: getattr(config, name) for name in EDITABLE_FIELDS}
     action = request.POST.get("action") if request.method == "POST" else None
     if action == "regenerate":
-        services.export_settings_regenerate_external_id(config=config)
+        export_settings_regenerate_external_id(config=config)
         messages.success(request, "New External ID generated; update the role's trust policy.")
         return redirect("audit_log_export_settings")
     if action == "test":
-        result = services.export_connection_test(config=config)
+        result = export_connection_test(config=config)
         form = ExportSettingsForm(initial=initial)
         return render(request, TEMPLATE, _context(request, config, form, test_result=result))
     if action == "save":
         form = ExportSettingsForm(request.POST)
         if form.is_valid():
             try:
-                services.export_settings_update(config=config, **form.cleaned_data)
+                export_settings_update(config=config, **form.cleaned_data)
             except ValidationError as exc:
                 _add_errors(form, exc)
                 config.refresh_from_db()

@@ -4,6 +4,7 @@ made by a service (so each one is audited like any other)."""
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import QuerySet
@@ -35,6 +36,7 @@ from .models import (
     Tenant,
     User,
 )
+from .throttling import refuse_locked_out
 
 
 class TenantAdminSite(admin.AdminSite):
@@ -49,6 +51,11 @@ class TenantAdminSite(admin.AdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user
         return bool(user.is_authenticated and getattr(user, "is_owner", False))
+
+    @login_not_required
+    def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        """Django's admin sign-in, with the sign-in page's lockout answer (429)."""
+        return refuse_locked_out(super().login(request, extra_context))
 
 
 site = TenantAdminSite(name="tenant_admin")

@@ -8,11 +8,12 @@ class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from auditlog.registry import register
+        from auditlog.signals import audit
 
         from . import models as m
+        from . import signals  # noqa: F401  (connects the session-expiry receiver)
 
-        register(
+        audit(
             m.Tenant,
             target_type="tenant",
             create="TenantCreation",
@@ -20,7 +21,7 @@ class TenantsConfig(AppConfig):
             delete=None,
             tenant_attname="id",
         )
-        register(
+        audit(
             m.User,
             target_type="user",
             create="UsersInvitation",
@@ -37,14 +38,14 @@ class TenantsConfig(AppConfig):
             exclude_fields=frozenset({"last_login", "date_joined"}),
             repr_attname="email",
         )
-        register(
+        audit(
             m.Team,
             target_type="team",
             create="TeamCreation",
             update="TeamUpdate",
             delete="TeamDestruction",
         )
-        register(
+        audit(
             m.Membership,
             target_type="team_membership",
             create="TeamMembersAddition",
@@ -52,7 +53,7 @@ class TenantsConfig(AppConfig):
             delete="TeamMemberRemoval",
             repr_attname=None,
         )
-        register(
+        audit(
             m.Credential,
             target_type="credential",
             create="CredentialSave",
@@ -62,7 +63,7 @@ class TenantsConfig(AppConfig):
             exclude_fields=frozenset({"created_at", "updated_at"}),
             m2m_fields=("shared_with_teams",),
         )
-        register(
+        audit(
             m.Resource,
             target_type="resource",
             create="GlobalResourceCreation",
@@ -70,7 +71,7 @@ class TenantsConfig(AppConfig):
             delete="GlobalResourceDestruction",
             exclude_fields=frozenset({"updated_at"}),
         )
-        register(
+        audit(
             m.Story,
             target_type="story",
             create="StoryCreation",
@@ -87,7 +88,7 @@ class TenantsConfig(AppConfig):
             exclude_fields=frozenset({"updated_at"}),
             story_attname="id",
         )
-        register(
+        audit(
             m.StoryVersion,
             target_type="story_version",
             create="StoryVersionCreate",
@@ -96,7 +97,7 @@ class TenantsConfig(AppConfig):
             exclude_fields=frozenset({"created_at"}),
             story_attname="story_id",
         )
-        register(
+        audit(
             m.Page,
             target_type="page",
             create="PageCreation",
@@ -107,7 +108,7 @@ class TenantsConfig(AppConfig):
             },
             story_attname="story_id",
         )
-        register(
+        audit(
             m.ApiKey,
             target_type="api_key",
             create="AuthenticationTokenCreation",

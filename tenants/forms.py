@@ -6,14 +6,53 @@ from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+from django.core.exceptions import ValidationError
 
-from . import services
+from . import services, throttling
 from .models import TENANT_PERMISSIONS, ApiKey, Credential, Membership, User
 
 PERMISSION_CHOICES = [(p, p.replace("_", " ").capitalize()) for p in TENANT_PERMISSIONS]
 
 
-class EmailAuthenticationForm(AuthenticationForm):
+class SignInMixin:
+    """What both sign-in forms share: emails in lower case, and the brute-force lockout.
+
+    ``locked_for`` is set (in seconds) when the attempt is refused for a lockout; the views
+    answer 429 then (``throttling.refuse_locked_out``).
+    """
+
+    locked_for = 0
+
+    def clean_username(self) -> str:
+        # Accounts are stored with lower-case emails; the backend's lookup is exact.
+        return self.cleaned_data["username"].strip().lower()
+
+    def clean(self) -> dict[str, Any]:
+        email = self.cleaned_data.get("username")
+        if not email or not self.cleaned_data.get("password"):
+            return super().clean()  # nothing to check a password against, nothing to count
+        throttle = throttling.SignInThrottle(self.request, email)
+        self.locked_for = throttle.admit()
+        if self.locked_for:
+            raise self.locked_out_error()
+        try:
+            cleaned = super().clean()
+        except ValidationError:
+            if self.user_cache is not None:  # the right password, refused by policy
+                throttle.password_passed()
+                raise
+            self.locked_for = throttle.password_failed()
+            if self.locked_for:
+                raise self.locked_out_error() from None
+            raise
+        throttle.password_passed()
+        return cleaned
+
+    def locked_out_error(self) -> ValidationError:
+        return ValidationError(throttling.locked_out_message(self.locked_for), code="locked_out")
+
+
+class EmailAuthenticationForm(SignInMixin, AuthenticationForm):
     """Sign in with an email address and a password."""
 
     username = forms.EmailField(
@@ -22,16 +61,9 @@ class EmailAuthenticationForm(AuthenticationForm):
         widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
     )
 
-    def clean_username(self) -> str:
-        # Accounts are stored with lower-case emails; the backend's lookup is exact.
-        return self.cleaned_data["username"].strip().lower()
 
-
-class AdminEmailAuthenticationForm(AdminAuthenticationForm):
+class AdminEmailAuthenticationForm(SignInMixin, AdminAuthenticationForm):
     """The admin console's sign-in: the same email handling, owners only (``is_staff``)."""
-
-    def clean_username(self) -> str:
-        return self.cleaned_data["username"].strip().lower()
 
 
 class OwnerPasswordChangeForm(PasswordChangeForm):

@@ -1,5 +1,7 @@
 """Sign-in, sign-out and the home page."""
 
+from typing import Any
+
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -7,24 +9,24 @@ from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 
 from .forms import EmailAuthenticationForm
+from .throttling import refuse_locked_out
 
 SETTINGS_URL_NAME = "settings"
 
 
 class LoginView(auth_views.LoginView):
-    """Email and password; the session lasts as long as the tenant's timeout allows.
+    """Email and password, with the brute-force lockout of ``tenants.throttling``.
 
-    ``Login`` and ``LoginFailure`` entries come from Django's auth signals.
+    ``Login`` and ``LoginFailure`` entries come from Django's auth signals, and so does the
+    session's expiry (``tenants.signals``), the same for the admin console's sign-in.
     """
 
     form_class = EmailAuthenticationForm
     template_name = "registration/login.html"
     redirect_authenticated_user = True
 
-    def form_valid(self, form: EmailAuthenticationForm) -> HttpResponse:
-        response = super().form_valid(form)
-        self.request.session.set_expiry(form.get_user().tenant.session_timeout_minutes * 60)
-        return response
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return refuse_locked_out(super().post(request, *args, **kwargs))
 
 
 class LogoutView(auth_views.LogoutView):

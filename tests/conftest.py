@@ -2,11 +2,12 @@
 
 import io
 import secrets
+import uuid
 from dataclasses import dataclass
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
 from rest_framework.test import APIClient
 
@@ -81,6 +82,18 @@ def _flush_lifts_append_only():
         yield
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(settings):
+    """Every test counts sign-in failures and API requests from zero.
+
+    Its own key prefix in the suite's cache (Redis when ``REDIS_URL`` is set) rather than
+    a flush: the same Redis may be the Celery broker, and other runs may share it.
+    """
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+    }
+
+
 @pytest.fixture(scope="module")
 def app_role(django_db_setup, django_db_blocker):
     """For a whole test module, the product connects as the application role (PostgreSQL).
@@ -99,12 +112,12 @@ def app_role(django_db_setup, django_db_blocker):
         patch.setenv("AUDIT_DB_APP_PASSWORD", password)
         call_command("audit_db_grant_app_role", role=name, stdout=io.StringIO())
     owner = {key: connection.settings_dict[key] for key in ("USER", "PASSWORD")}
-    connection.close()
+    connections.close_all()  # a test mirror (the replica alias) shares these settings
     connection.settings_dict.update(USER=name, PASSWORD=password)
     try:
         yield name
     finally:
-        connection.close()
+        connections.close_all()
         connection.settings_dict.update(owner)
         with django_db_blocker.unblock(), connection.cursor() as cursor:
             cursor.execute(f'DROP OWNED BY "{name}"')

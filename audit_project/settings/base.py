@@ -4,11 +4,30 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def replica_database(primary: dict, replica: dict) -> dict:
+    """The settings of the read replica alias: PostgreSQL only, reads in autocommit.
+
+    No ``ATOMIC_REQUESTS``: a read on the replica is one statement with its own snapshot,
+    taken after the routing check (auditlog/routing.py). A short connect timeout keeps an
+    unreachable replica from stalling reads that then go to the primary.
+    """
+    engines = {primary["ENGINE"], replica["ENGINE"]}
+    if engines != {"django.db.backends.postgresql"}:
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URL needs PostgreSQL for both DATABASE_URL and the replica."
+        )
+    replica["ATOMIC_REQUESTS"] = False
+    replica.setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
+    return replica
+
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
@@ -64,6 +83,14 @@ DATABASES = {
 }
 # Every request is one transaction: a change and its audit entry commit or roll back together.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
+# Optional streaming replica of the default database: the read path of the audit log may
+# be served from it (auditlog/routing.py decides per read); nothing else ever uses it.
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = replica_database(DATABASES["default"], env.db("DATABASE_REPLICA_URL"))
+    DATABASE_ROUTERS = ["auditlog.routing.PrimaryReplicaRouter"]
+# Seconds a person's reads stay on the primary after a write of theirs (with a replica).
+AUDIT_LOG_READ_YOUR_WRITES_SECONDS = env.int("AUDIT_LOG_READ_YOUR_WRITES_SECONDS", default=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "tenants.User"
@@ -149,6 +176,12 @@ CACHES = {
 
 # Rate limit of the audit log API, per API key (or session user) and client IP.
 AUDIT_LOG_API_RATE = env.str("AUDIT_LOG_API_RATE", default="1000/min")
+
+# Brute-force protection of /login/ and /admin/login/: failed sign-ins allowed per window
+# (e.g. "5/15min"), per account (the email tried) and per client IP, before both refuse
+# even the right password until the window ends. Counted in the default cache (Redis).
+SIGN_IN_FAILURES_PER_ACCOUNT = env.str("SIGN_IN_FAILURES_PER_ACCOUNT", default="5/15min")
+SIGN_IN_FAILURES_PER_IP = env.str("SIGN_IN_FAILURES_PER_IP", default="50/15min")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Audit log API",

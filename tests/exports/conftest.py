@@ -12,7 +12,8 @@ from typing import Any
 import boto3
 import pytest
 
-from exports import aws, services
+from exports import aws
+from exports.settings import export_settings_ensure, export_settings_update
 
 LAUNCHER = Path(__file__).resolve().parent.parent / "s3server.py"
 PUT_ONLY = "s3:PutObject"
@@ -149,9 +150,9 @@ def configure(s3):
 
     def configure(tenant, *, prefix: str | None = None, role_arn: str | None = None, **kw):
         prefix = prefix if prefix is not None else f"t{uuid.uuid4().hex[:8]}"
-        config = services.export_settings_ensure(tenant_id=tenant.pk)
+        config = export_settings_ensure(tenant_id=tenant.pk)
         role_arn = role_arn or s3.create_role(external_id=config.external_id, prefix=prefix)
-        return services.export_settings_update(
+        return export_settings_update(
             config=config,
             enabled=True,
             bucket=s3.bucket,

@@ -5,8 +5,9 @@ import json
 
 from auditlog.models import AuditLogEntry
 from auditlog.services import record
-from exports import manifests, services
+from exports import layout, manifests
 from exports.models import ExportStream
+from exports.settings import export_settings_ensure
 from exports.verification import verify_export
 
 
@@ -24,7 +25,7 @@ def add_entries(tenant, n: int) -> None:
 
 def exported_ids(s3, config) -> list[int]:
     """Ids of every entry in the bucket for the tenant's prefix (duplicates kept)."""
-    root = services.full_key(config, services.tenant_root(config.tenant_id))
+    root = layout.full_key(config, layout.tenant_root(config.tenant_id))
     ids = []
     for key, body in s3.objects(root + "/").items():
         if key.endswith(".ndjson.gz"):
@@ -34,7 +35,7 @@ def exported_ids(s3, config) -> list[int]:
 
 def watermark(tenant):
     """The cutoff of the stream of the tenant's configured destination (``None``: none yet)."""
-    config = services.export_settings_ensure(tenant_id=tenant.pk)
+    config = export_settings_ensure(tenant_id=tenant.pk)
     stream = ExportStream.objects.filter(
         tenant_id=tenant.pk, bucket=config.bucket, prefix=config.prefix
     ).first()

@@ -8,7 +8,7 @@ privileges (see ``app_role`` in tests/conftest.py).
 import pytest
 from django.db import connection
 
-from exports import services
+from exports.delivery import export_run
 
 from .helpers import add_entries, db_ids, exported_ids, verify
 
@@ -21,9 +21,9 @@ def test_export_delivers_every_entry_once_as_the_application_role(app_role, s3, 
         assert cursor.fetchone() == (app_role,)
     config = configure(world_a.tenant)
     add_entries(world_a.tenant, 120)
-    first = services.export_run(tenant_id=world_a.tenant.pk)
+    first = export_run(tenant_id=world_a.tenant.pk)
     assert first.status == "ok", first.error
-    second = services.export_run(tenant_id=world_a.tenant.pk)
+    second = export_run(tenant_id=world_a.tenant.pk)
     assert second.status == "ok", second.error
     ids = exported_ids(s3, config)
     assert len(ids) == len(set(ids)) > 120

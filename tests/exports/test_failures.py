@@ -18,8 +18,10 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
 
-from exports import aws, services
+from exports import aws
+from exports.delivery import export_run
 from exports.models import ExportBatch, ExportManifest, ExportState
+from exports.settings import export_settings_update
 
 from .faults import FaultProxy
 from .helpers import add_entries, db_ids, exported_ids, verify, watermark
@@ -54,7 +56,7 @@ def _assert_held_back(tenant, words):
 
 def _assert_all_delivered_once(s3, config, tenant):
     for _ in range(2):  # the second run picks up the entries the runs themselves wrote
-        result = services.export_run(tenant_id=tenant.pk)
+        result = export_run(tenant_id=tenant.pk)
         assert result.status == "ok", result.error
     ids = exported_ids(s3, config)
     assert len(ids) == len(set(ids))
@@ -82,7 +84,7 @@ def test_put_object_failure_after_one_object_keeps_the_watermark_then_delivers_o
     config = configure(world_a.tenant)
     add_entries(world_a.tenant, 12)
     proxy.after, proxy.fault = proxy.puts + 1, fault  # the first object gets through
-    failed = services.export_run(tenant_id=world_a.tenant.pk)
+    failed = export_run(tenant_id=world_a.tenant.pk)
     assert failed.status == "failed"
     assert words in failed.error
     assert "while writing to the bucket" in failed.error
@@ -94,7 +96,7 @@ def test_put_object_failure_after_one_object_keeps_the_watermark_then_delivers_o
     assert len(exported_ids(s3, config)) == 5
 
     # Still failing: the same undelivered batch is retried, nothing new is frozen.
-    again = services.export_run(tenant_id=world_a.tenant.pk)
+    again = export_run(tenant_id=world_a.tenant.pk)
     assert again.status == "failed"
     assert ExportBatch.objects.filter(tenant_id=world_a.tenant.pk).count() == 2
 
@@ -112,9 +114,9 @@ def test_wrong_region_keeps_the_watermark_names_the_problem_then_delivers_once(
     settings.AUDIT_EXPORT_MAX_ENTRIES_PER_OBJECT = 5
     config = configure(world_a.tenant)
     add_entries(world_a.tenant, 7)
-    config = services.export_settings_update(config=config, region="eu-west-1")
+    config = export_settings_update(config=config, region="eu-west-1")
     proxy.fault = "wrong_region"
-    failed = services.export_run(tenant_id=world_a.tenant.pk)
+    failed = export_run(tenant_id=world_a.tenant.pk)
     assert failed.status == "failed"
     words = "the bucket is in another region than the one configured"
     assert words in failed.error
@@ -123,7 +125,7 @@ def test_wrong_region_keeps_the_watermark_names_the_problem_then_delivers_once(
     assert exported_ids(s3, config) == []
 
     proxy.fault = None
-    config = services.export_settings_update(config=config, region=s3.region)
+    config = export_settings_update(config=config, region=s3.region)
     _assert_all_delivered_once(s3, config, world_a.tenant)
 
 
@@ -179,7 +181,7 @@ def test_worker_killed_mid_upload_loses_nothing_and_duplicates_nothing(
     assert [b.delivered_at is not None for b in batches] == [True, False]
     # ... the object itself reached the bucket; only the answer was lost.
     assert len(exported_ids(s3, config)) == 10
-    assert services.export_run(tenant_id=world_a.tenant.pk).status == "skipped"
+    assert export_run(tenant_id=world_a.tenant.pk).status == "skipped"
 
     ExportState.objects.filter(pk=state.pk).update(lease_until=timezone.now() - timedelta(1))
     started = time.monotonic()

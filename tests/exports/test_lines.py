@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from auditlog.models import AuditLogEntry
 from auditlog.serializers import ENTRY_COLUMNS, entry_to_json
-from exports import manifests, selectors, services
+from exports import delivery, manifests, selectors
+from exports.exceptions import ExportError
 from exports.models import ExportBatch, ExportStream
 
 pytestmark = pytest.mark.django_db
@@ -104,8 +105,8 @@ def test_the_postgresql_and_portable_encoders_agree_and_positions_round_trip(wor
         "before": timezone.now() + timedelta(days=1),
         "limit": 10_000,
     }
-    fast_body, fast_info = services.encode_lines(selectors.entry_lines(**args, fast=True))
-    slow_body, slow_info = services.encode_lines(selectors.entry_lines(**args, fast=False))
+    fast_body, fast_info = delivery.encode_lines(selectors.entry_lines(**args, fast=True))
+    slow_body, slow_info = delivery.encode_lines(selectors.entry_lines(**args, fast=False))
     fast_lines = gzip.decompress(fast_body).decode().splitlines()
     slow_lines = gzip.decompress(slow_body).decode().splitlines()
     assert list(map(json.loads, fast_lines)) == list(map(json.loads, slow_lines))
@@ -118,7 +119,7 @@ def test_the_postgresql_and_portable_encoders_agree_and_positions_round_trip(wor
     if connection.vendor == "sqlite":
         assert fast_body == slow_body
     # Re-encoding gives the very same bytes (the retry path relies on it).
-    again, _ = services.encode_lines(selectors.entry_lines(**args))
+    again, _ = delivery.encode_lines(selectors.entry_lines(**args))
     assert again == fast_body
 
 
@@ -131,7 +132,7 @@ def test_a_batch_frozen_by_the_portable_encoder_is_recreated_byte_for_byte(world
         "before": timezone.now() + timedelta(days=1),
         "limit": 10_000,
     }
-    body, info = services.encode_lines(selectors.entry_lines(**args, fast=False))
+    body, info = delivery.encode_lines(selectors.entry_lines(**args, fast=False))
     stream = ExportStream.objects.create(tenant_id=world_a.tenant.pk, bucket="b")
     batch = ExportBatch.objects.create(
         tenant_id=world_a.tenant.pk,
@@ -146,7 +147,7 @@ def test_a_batch_frozen_by_the_portable_encoder_is_recreated_byte_for_byte(world
         size=len(body),
         key="k",
     )
-    assert services._recreate(batch) == body
+    assert delivery._recreate(batch) == body
     batch.sha256 = "0" * 64
-    with pytest.raises(services.ExportError, match="could not be re-created byte for byte"):
-        services._recreate(batch)
+    with pytest.raises(ExportError, match="could not be re-created byte for byte"):
+        delivery._recreate(batch)

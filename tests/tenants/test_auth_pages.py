@@ -3,9 +3,11 @@
 import json
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from auditlog.models import AuditLogEntry
+from tenants import services
 
 from .. import factories
 
@@ -62,9 +64,17 @@ def test_sign_in_is_case_insensitive_on_the_email(client, world_a):
     assert response.status_code == 302
 
 
-def test_sign_in_sets_the_tenant_session_timeout(client, world_a):
-    sign_in(client, world_a.owner.email)
-    assert client.session.get_expiry_age() == world_a.tenant.session_timeout_minutes * 60
+@pytest.mark.parametrize("page", ["/login/", "/admin/login/"])
+def test_sign_in_lasts_the_tenants_session_timeout_on_both_pages(client, world_a, page):
+    services.tenant_update(tenant=world_a.tenant, session_timeout_minutes=30)
+    response = client.post(
+        page,
+        {"username": world_a.owner.email, "password": factories.PASSWORD, "next": "/"},
+        **META,
+    )
+    assert response.status_code == 302
+    assert client.session.get_expiry_age() == 30 * 60
+    assert response.cookies[settings.SESSION_COOKIE_NAME]["max-age"] == 30 * 60
 
 
 def test_wrong_password_records_one_login_failure_without_the_password(client, world_a):

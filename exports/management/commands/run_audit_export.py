@@ -5,7 +5,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from auditlog.context import ACTOR_TASK, audit_context
-from exports import selectors, services
+from exports import selectors
+from exports.delivery import export_run
 
 
 class Command(BaseCommand):
@@ -19,7 +20,7 @@ class Command(BaseCommand):
         failed = False
         with audit_context(actor_type=ACTOR_TASK):
             for tenant_id in tenant_ids:
-                result = services.export_run(tenant_id=tenant_id)
+                result = export_run(tenant_id=tenant_id)
                 line = (
                     f"tenant {tenant_id}: {result.status}, {result.entries} entries in "
                     f"{result.batches} objects"

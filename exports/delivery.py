@@ -1,4 +1,4 @@
-"""Writes of the exports app: the configuration, the connection test and the export run.
+"""The export run: lease, cutoff, frozen batches, upload, manifest — each entry exactly once.
 
 How an export run never skips and never duplicates an entry
 -----------------------------------------------------------
@@ -26,6 +26,9 @@ under ``SELECT ... FOR UPDATE SKIP LOCKED`` and renews it after every object; fr
 batch re-checks the lease under the same row lock. The lease (not a transaction held open
 for the whole run) keeps the run's own transactions short, so it never holds back the
 cutoff of other tenants' runs.
+
+Where the objects go is in ``exports.layout``; what a manifest says, how it is signed and
+chained, in ``exports.manifests``; the configuration a run reads, in ``exports.settings``.
 """
 
 import contextlib
@@ -36,260 +39,23 @@ import logging
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Max
 from django.utils import timezone
 
-from auditlog.serializers import rfc3339
-
-from . import aws, manifests, selectors
-from .models import (
-    ExportBatch,
-    ExportManifest,
-    ExportSettings,
-    ExportState,
-    ExportStream,
-    new_external_id,
-)
+from . import aws, layout, manifests, selectors
+from .exceptions import ExportError, LeaseLost
+from .models import ExportBatch, ExportManifest, ExportSettings, ExportState, ExportStream
 
 logger = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=15)
-EDITABLE_FIELDS = ("enabled", "bucket", "region", "prefix", "role_arn")
-REQUIRED_WHEN_ENABLED = ("bucket", "region", "role_arn")
 NDJSON_CONTENT_TYPE = "application/x-ndjson"
 MANIFEST_CONTENT_TYPE = "application/json"
-
-
-# --- configuration ----------------------------------------------------------------------
-
-
-@transaction.atomic
-def export_settings_ensure(*, tenant_id: int) -> ExportSettings:
-    """The tenant's settings, created (with a fresh External ID) on first use."""
-    config = selectors.export_settings_get(tenant_id=tenant_id)
-    if config is None:
-        config = ExportSettings(tenant_id=tenant_id)
-        config.full_clean()
-        config.save()
-    return config
-
-
-def _normalise(name: str, value: Any) -> Any:
-    if name == "enabled":
-        return bool(value)
-    value = "" if value is None else str(value).strip()
-    return value.strip("/") if name == "prefix" else value
-
-
-@transaction.atomic
-def export_settings_update(*, config: ExportSettings, **fields: Any) -> ExportSettings:
-    """Change the configuration (``AuditLogExportConfigurationChange``).
-
-    Enabling, or changing the role while enabled, first checks that the role cannot be
-    assumed without the External ID (AWS's confused-deputy guidance); otherwise refused.
-    """
-    unknown = set(fields) - set(EDITABLE_FIELDS)
-    if unknown:
-        raise ValidationError(dict.fromkeys(sorted(unknown), "This field cannot be set."))
-    for name, value in fields.items():
-        setattr(config, name, _normalise(name, value))
-    config.full_clean()
-    if config.enabled:
-        missing = [name for name in REQUIRED_WHEN_ENABLED if not getattr(config, name)]
-        if missing:
-            raise ValidationError(
-                dict.fromkeys(missing, "This field is required to enable the export.")
-            )
-        before = getattr(config, "_audit_snapshot", {})
-        if not before.get("enabled") or any(
-            before.get(name) != getattr(config, name) for name in ("role_arn", "region")
-        ):
-            problem = confused_deputy_problem(config)
-            if problem:
-                raise ValidationError({"role_arn": problem})
-    config.save()
-    return config
-
-
-@transaction.atomic
-def export_settings_regenerate_external_id(*, config: ExportSettings) -> ExportSettings:
-    """Give the tenant a new External ID (the old one stops working once the role is updated).
-
-    Disables the export: the role's trust policy still names the old ID.
-    """
-    config.external_id = new_external_id()
-    config.enabled = False
-    config.full_clean()
-    config.save()
-    return config
-
-
-def trust_policy(config: ExportSettings) -> dict[str, Any]:
-    """The trust policy the tenant gives its role: our account, with the External ID."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{settings.AUDIT_EXPORT_AWS_ACCOUNT_ID}:root"},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"sts:ExternalId": config.external_id}},
-            }
-        ],
-    }
-
-
-def permission_policy(config: ExportSettings) -> dict[str, Any]:
-    """The role's permission policy: ``s3:PutObject`` under the prefix and nothing else."""
-    bucket = config.bucket or "<bucket>"
-    resource = (
-        f"arn:aws:s3:::{bucket}/{config.prefix}/*"
-        if config.prefix
-        else (f"arn:aws:s3:::{bucket}/*")
-    )
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": resource}],
-    }
-
-
-def full_key(config: ExportSettings, key: str) -> str:
-    """``<prefix>/<key>`` (just ``<key>`` without a prefix)."""
-    return f"{config.prefix}/{key}" if config.prefix else key
-
-
-def tenant_root(tenant_id: int) -> str:
-    """Where a tenant's objects live, relative to the prefix."""
-    return f"audit-logs/tenant={tenant_id}"
-
-
-# --- connection test --------------------------------------------------------------------
-
-
-def confused_deputy_problem(config: ExportSettings) -> str | None:
-    """Why the role is unsafe (or cannot be shown safe), or ``None`` when STS refuses it.
-
-    Only STS's own refusal (``AccessDenied``) proves the External ID is required; a network
-    error or throttling proves nothing, so it does not count as safe either.
-    """
-    try:
-        aws.assume_role(
-            role_arn=config.role_arn, external_id=None, region=config.region, cached=False
-        )
-    except aws.AwsError as exc:
-        if exc.code == "AccessDenied":
-            return None
-        return (
-            f"Could not check that the role requires the External ID: {exc.message} "
-            f"({exc.code}). The settings were not saved; try again."
-        )
-    return (
-        "This role can be assumed without the External ID. Add the sts:ExternalId condition "
-        "shown below to its trust policy (confused-deputy protection); the settings were not "
-        "saved."
-    )
-
-
-@dataclass
-class ConnectionTest:
-    """The outcome of each step of a connection test."""
-
-    ok: bool = True
-    steps: list[dict[str, Any]] = field(default_factory=list)
-
-    def add(self, step: str, ok: bool, code: str = "", message: str = "") -> None:
-        """Record a step; a failed step fails the test."""
-        self.steps.append(
-            {
-                "step": step,
-                "description": aws.STEP_WORDS[step],
-                "ok": ok,
-                "code": code or None,
-                "message": message,
-            }
-        )
-        self.ok = self.ok and ok
-
-    @property
-    def message(self) -> str:
-        """One sentence: success, or the failing step with AWS's error code."""
-        for step in self.steps:
-            if not step["ok"]:
-                code = f" ({step['code']})" if step["code"] else ""
-                return f"Failed at {step['description']}: {step['message']}{code}."
-        return "Connection works: the role was assumed and a test object was written."
-
-    def as_json(self) -> dict[str, Any]:
-        """The API's response body."""
-        return {"ok": self.ok, "message": self.message, "steps": self.steps}
-
-
-def export_connection_test(*, config: ExportSettings) -> ConnectionTest:
-    """Assume with the External ID (must work), without (must fail), put a test object."""
-    result = ConnectionTest()
-    missing = [name for name in REQUIRED_WHEN_ENABLED if not getattr(config, name)]
-    if missing:
-        result.add("assume_role", False, "NotConfigured", f"missing {', '.join(missing)}")
-        return result
-    try:
-        credentials = aws.assume_role(
-            role_arn=config.role_arn,
-            external_id=config.external_id,
-            region=config.region,
-            cached=False,
-        )
-    except aws.AwsError as exc:
-        result.add("assume_role", False, exc.code, exc.message)
-        return result
-    result.add("assume_role", True)
-    problem = confused_deputy_problem(config)
-    unsafe = problem is not None and problem.startswith("This role can be assumed")
-    result.add(
-        "assume_role_without_external_id",
-        problem is None,
-        "" if problem is None else ("ExternalIdNotRequired" if unsafe else "CheckFailed"),
-        problem or "refused, as it must be",
-    )
-    if problem:
-        return result
-    now = timezone.now()
-    key = full_key(
-        config,
-        f"connection-tests/tenant={config.tenant_id}/{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.txt",
-    )
-    body = f"Audit log export connection test at {rfc3339(now)}\n".encode()
-    try:
-        aws.put_once(
-            aws.s3_client(credentials, config.region),
-            bucket=config.bucket,
-            key=key,
-            body=body,
-            sha256_hex=manifests.sha256_hex(body),
-            content_type="text/plain",
-        )
-    except aws.AwsError as exc:
-        result.add("put_object", False, exc.code, exc.message)
-        return result
-    result.add("put_object", True, message=f"wrote {key}")
-    return result
-
-
-# --- the export run ---------------------------------------------------------------------
-
-
-class ExportError(Exception):
-    """A run stopped; nothing after the last accepted object was marked delivered."""
-
-
-class LeaseLost(ExportError):
-    """Another run took over this tenant (our lease expired)."""
 
 
 @dataclass
@@ -391,12 +157,6 @@ def encode_lines(chunks: Iterator[list[selectors.Line]]) -> tuple[bytes, dict[st
     return buffer.getvalue(), info
 
 
-def batch_key(tenant_id: int, seq: int, first: tuple[datetime, int], last_id: int) -> str:
-    """``audit-logs/tenant=<id>/<yyyy>/<mm>/<dd>/<seq:012d>-<first_id>-<last_id>.ndjson.gz``."""
-    day = first[0].astimezone(UTC)
-    return f"{tenant_root(tenant_id)}/{day:%Y/%m/%d}/{seq:012d}-{first[1]}-{last_id}.ndjson.gz"
-
-
 class _Destination:
     """The tenant's bucket, through the assumed role (assumed on first use)."""
 
@@ -418,7 +178,7 @@ class _Destination:
             return aws.put_once(
                 self._client,
                 bucket=self.config.bucket,
-                key=full_key(self.config, key),
+                key=layout.full_key(self.config, key),
                 body=body,
                 sha256_hex=sha256_hex,
                 content_type=content_type,
@@ -521,7 +281,7 @@ def _run(config: ExportSettings, token: str, result: ExportResult) -> None:
                 count=info["count"],
                 sha256=manifests.sha256_hex(body),
                 size=len(body),
-                key=batch_key(tenant_id, seq, info["first"], info["last"][1]),
+                key=layout.batch_key(tenant_id, seq, info["first"], info["last"][1]),
             )
             stream.frozen_created_at, stream.frozen_id = info["last"]
             stream.save(update_fields=["frozen_created_at", "frozen_id"])
@@ -535,60 +295,10 @@ def _run(config: ExportSettings, token: str, result: ExportResult) -> None:
 
     with transaction.atomic():
         stream = _locked_stream(stream, tenant_id, token)
-        manifest = _freeze_manifest(config, stream, cutoff)
+        manifest = manifests.freeze(config, stream, cutoff)
         stream.cutoff = cutoff
         stream.save(update_fields=["cutoff"])
     _deliver_manifest(dest, manifest)
-
-
-def _freeze_manifest(
-    config: ExportSettings, stream: ExportStream, cutoff: datetime
-) -> ExportManifest:
-    tenant_id = config.tenant_id
-    previous = stream.manifests.order_by("-seq").first()
-    after_seq = stream.manifests.aggregate(Max("last_batch_seq"))["last_batch_seq__max"] or 0
-    batches = list(stream.batches.filter(seq__gt=after_seq).order_by("seq"))
-    if any(b.delivered_at is None for b in batches):
-        raise ExportError("a batch is not delivered yet; the manifest waits for it")
-    seq = previous.seq + 1 if previous else 1
-    key = f"{tenant_root(tenant_id)}/manifests/{seq:012d}.json"
-    document = {
-        "version": 1,
-        "tenant_id": tenant_id,
-        "seq": seq,
-        "created_at": rfc3339(timezone.now()),
-        "previous_cutoff": rfc3339(stream.cutoff) if stream.cutoff else None,
-        "cutoff": rfc3339(cutoff),
-        "previous_manifest_sha256": previous.sha256 if previous else None,
-        "entry_count": sum(b.count for b in batches),
-        "batches": [
-            {
-                "seq": b.seq,
-                "key": full_key(config, b.key),
-                "sha256": b.sha256,
-                "size": b.size,
-                "count": b.count,
-                "first_id": b.first_id,
-                "last_id": b.last_id,
-                "first_created_at": rfc3339(b.first_created_at),
-                "last_created_at": rfc3339(b.last_created_at),
-            }
-            for b in batches
-        ],
-    }
-    body = manifests.sign(document)
-    return ExportManifest.objects.create(
-        tenant_id=tenant_id,
-        stream=stream,
-        seq=seq,
-        key=key,
-        body=body,
-        sha256=manifests.sha256_hex(body),
-        previous_sha256=previous.sha256 if previous else "",
-        first_batch_seq=batches[0].seq if batches else None,
-        last_batch_seq=batches[-1].seq if batches else None,
-        cutoff=cutoff,
-    )
 
 
 def export_run(*, tenant_id: int) -> ExportResult:

@@ -1,0 +1,115 @@
+"""Brute-force protection of the sign-in pages, ``/login/`` and ``/admin/login/``.
+
+Failed sign-ins are counted per account (the email tried, whether or not an account has
+it, so the answer never tells) and per client IP, with the fixed-window counter of the API
+rate limit (``auditlog.throttling``), in the default cache. What holds:
+
+- An attempt is counted *before* its password is checked (an atomic ``incr``), and given
+  back if the password was right: concurrent attempts cannot all slip in under the limit,
+  so no more than the limit of passwords are checked per window.
+- An attempt past a limit is refused before its password is checked and given back: the
+  right password is refused too, the count stays at the limit and nothing is recorded
+  (``LoginFailure`` comes from Django's ``user_login_failed``, which only a password check
+  sends).
+- The failure whose atomic ``incr`` returned exactly the limit is the one that records
+  ``LoginLockout``: one entry per lockout, however many attempts it refuses and however
+  many workers answer them.
+- A right password clears its account's count; at its address it only takes back its own
+  attempt, never earlier failures: signing in to one's own account must not renew an
+  attacker's budget for everyone else's.
+
+The sign-in forms drive a ``SignInThrottle`` (they hold the password check);
+``refuse_locked_out`` turns a form's refusal into 429 with ``Retry-After``, whichever view
+rendered it.
+"""
+
+import math
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.utils.crypto import salted_hmac
+
+from auditlog.context import client_ip
+from auditlog.services import record_for_email
+from auditlog.throttling import Count, FixedWindowCounter
+
+ACCOUNT = "account"
+IP = "ip"
+
+
+class SignInThrottle:
+    """One sign-in attempt against the limits: ``admit``, then the password's verdict."""
+
+    def __init__(self, request: HttpRequest, email: str) -> None:
+        self.email = email.strip().lower()
+        self.identities = {
+            # Keyed, so the cache holds no list of the emails people tried.
+            ACCOUNT: salted_hmac("tenants.throttling", self.email).hexdigest(),
+            IP: client_ip(request) or "unknown",
+        }
+        self.counters = {
+            ACCOUNT: FixedWindowCounter.for_rate(
+                "signin-failures-account", settings.SIGN_IN_FAILURES_PER_ACCOUNT
+            ),
+            IP: FixedWindowCounter.for_rate("signin-failures-ip", settings.SIGN_IN_FAILURES_PER_IP),
+        }
+        self.counts: dict[str, Count] = {}
+
+    def admit(self) -> int:
+        """Count the attempt before its password is checked; the seconds it must wait instead
+        (0: go ahead and check it)."""
+        self.counts = {scope: c.hit(self.identities[scope]) for scope, c in self.counters.items()}
+        over = [n.retry_after for s, n in self.counts.items() if n.used > self.counters[s].limit]
+        if over:
+            # Locked out, or concurrent attempts took the last tries: refused, and uncounted.
+            self._give_back()
+            return max(over)
+        return 0
+
+    def password_failed(self) -> int:
+        """Record the lockout this failure causes, if any; the seconds it lasts (0: none)."""
+        waits = []
+        for scope, count in self.counts.items():
+            counter = self.counters[scope]
+            if count.used == counter.limit:
+                inputs = {
+                    "email": self.email,
+                    "scope": scope,
+                    "failures": counter.limit,
+                    "retryAfterSeconds": count.retry_after,
+                }
+                record_for_email(
+                    operation_name="LoginLockout", email=self.email, inputs={"inputs": inputs}
+                )
+                waits.append(count.retry_after)
+        return max(waits, default=0)
+
+    def password_passed(self) -> None:
+        """The account's owner knows its password: its failures no longer count."""
+        self.counters[ACCOUNT].clear(self.counts[ACCOUNT])
+        self._give_back(scopes=(IP,))
+
+    def _give_back(self, scopes: tuple[str, ...] = (ACCOUNT, IP)) -> None:
+        for scope in scopes:
+            self.counters[scope].give_back(self.counts[scope])
+
+
+def locked_out_message(seconds: int) -> str:
+    """The refusal shown on the form, the same whether or not the account exists."""
+    if seconds < 60:
+        wait = f"{seconds} second{'s' if seconds != 1 else ''}"
+    else:
+        minutes = math.ceil(seconds / 60)
+        wait = f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"Too many failed sign-in attempts. Try again in {wait}."
+
+
+def refuse_locked_out(response: HttpResponse) -> HttpResponse:
+    """A sign-in page whose form refused a locked-out attempt answers 429 + ``Retry-After``."""
+    context: Any = getattr(response, "context_data", None) or {}
+    seconds = getattr(context.get("form"), "locked_for", 0)
+    if seconds:
+        response.status_code = 429
+        response["Retry-After"] = str(seconds)
+    return response

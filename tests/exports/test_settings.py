@@ -1,0 +1,41 @@
+"""The export settings refuse an unsafe role, against a real STS (moto with IAM enforcement)."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from exports.connection import export_connection_test
+from exports.settings import export_settings_ensure, export_settings_update
+
+pytestmark = pytest.mark.django_db
+
+
+def test_role_assumable_without_external_id_is_refused(s3, world_a):
+    config = export_settings_ensure(tenant_id=world_a.tenant.pk)
+    open_role = s3.create_role(external_id=None)
+    with pytest.raises(ValidationError) as error:
+        export_settings_update(
+            config=config, enabled=True, bucket=s3.bucket, region=s3.region, role_arn=open_role
+        )
+    assert "role_arn" in error.value.error_dict
+    config.refresh_from_db()
+    assert not config.enabled
+    assert config.role_arn == ""
+    config.role_arn, config.bucket, config.region = open_role, s3.bucket, s3.region
+    test = export_connection_test(config=config)
+    assert not test.ok
+    assert [s["ok"] for s in test.steps] == [True, False]
+    assert test.steps[1]["code"] == "ExternalIdNotRequired"
+
+
+def test_enabling_is_refused_when_sts_cannot_be_asked(s3, world_a, monkeypatch):
+    """A network failure proves nothing about the External ID: not saved, and said so."""
+    config = export_settings_ensure(tenant_id=world_a.tenant.pk)
+    role = s3.create_role(external_id=config.external_id)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(ValidationError) as error:
+        export_settings_update(
+            config=config, enabled=True, bucket=s3.bucket, region=s3.region, role_arn=role
+        )
+    assert "Could not check" in str(error.value.error_dict["role_arn"])
+    config.refresh_from_db()
+    assert not config.enabled
