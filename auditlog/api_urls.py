@@ -39,7 +39,9 @@ urlpatterns = [
     ),
     re_path(
         r"^docs/?$",
-        SpectacularSwaggerView.as_view(url_name="audit-api-schema"),
+        SpectacularSwaggerView.as_view(
+            url_name="audit-api-schema", template_name="auditlog/swagger_ui.html"
+        ),
         name="audit-api-docs",
     ),
 ]

@@ -26,6 +26,7 @@ from .pagination import (
     COUNT_CAP,
     DEFAULT_PER_PAGE,
     MAX_ENTRY_ID,
+    MAX_PAGE,
     MAX_PER_PAGE,
     meta_for,
     paginate,
@@ -98,12 +99,34 @@ ERRORS_SCHEMA = inline_serializer(
 )
 ERROR_RESPONSES = {400: ERRORS_SCHEMA, 401: ERRORS_SCHEMA, 403: ERRORS_SCHEMA, 429: ERRORS_SCHEMA}
 
+# An empty value is what the tab's form sends for a field left blank: it means "absent"
+# for every parameter but ``user_id`` (not a number: 400) and ``operation_name`` (no match).
+EMPTY = {"type": "string", "maxLength": 0}
+EMPTY_MEANS_ABSENT = " Empty means absent."
+ABSENT_WHEN_EMPTY = frozenset(
+    {
+        *("before", "after", "range", "target_type", "target_id", "request_ip", "request_id"),
+        *("per_page", "page", "cursor"),
+    }
+)
+
+
+def blank_or(*schemas: dict[str, Any]) -> dict[str, Any]:
+    """A parameter schema that also admits the empty value."""
+    return {"oneOf": [*schemas, EMPTY]}
+
+
+TIMESTAMP = {"type": "string", "format": "date-time"}
 LIST_PARAMETERS = [
     OpenApiParameter(
-        "before", OpenApiTypes.DATETIME, description="Entries created strictly before (RFC 3339)"
+        "before",
+        blank_or(TIMESTAMP),
+        description="Entries created strictly before (RFC 3339)." + EMPTY_MEANS_ABSENT,
     ),
     OpenApiParameter(
-        "after", OpenApiTypes.DATETIME, description="Entries created strictly after (RFC 3339)"
+        "after",
+        blank_or(TIMESTAMP),
+        description="Entries created strictly after (RFC 3339)." + EMPTY_MEANS_ABSENT,
     ),
     OpenApiParameter(
         "user_id",
@@ -119,17 +142,30 @@ LIST_PARAMETERS = [
         description="One or more operation names (case-sensitive; unknown names match nothing); "
         "also `operation_name[]=...`",
     ),
-    OpenApiParameter("target_type", OpenApiTypes.STR),
-    OpenApiParameter("target_id", OpenApiTypes.STR),
-    OpenApiParameter("request_ip", OpenApiTypes.IP4),
-    OpenApiParameter("request_id", OpenApiTypes.STR),
-    OpenApiParameter("range", OpenApiTypes.STR, enum=["24h", "7d", "30d"]),
+    OpenApiParameter("target_type", {"type": "string", "maxLength": 64}),
+    OpenApiParameter("target_id", {"type": "string", "maxLength": 64}),
+    OpenApiParameter(
+        "request_ip",
+        blank_or({"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}),
+        description="An exact IPv4 or IPv6 address." + EMPTY_MEANS_ABSENT,
+    ),
+    OpenApiParameter("request_id", {"type": "string", "maxLength": 64}),
+    OpenApiParameter(
+        "range",
+        blank_or({"type": "string", "enum": ["24h", "7d", "30d"]}),
+        description="Entries of the last 24 hours, 7 or 30 days." + EMPTY_MEANS_ABSENT,
+    ),
     OpenApiParameter(
         "per_page",
-        OpenApiTypes.INT,
-        description=f"Default {DEFAULT_PER_PAGE}; 1 to {MAX_PER_PAGE}, larger values are clamped",
+        blank_or({"type": "integer", "minimum": 1}),
+        description=f"Default {DEFAULT_PER_PAGE}; 1 to {MAX_PER_PAGE}, larger values are clamped."
+        + EMPTY_MEANS_ABSENT,
     ),
-    OpenApiParameter("page", OpenApiTypes.INT, description="Default 1"),
+    OpenApiParameter(
+        "page",
+        blank_or({"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+        description="Default 1." + EMPTY_MEANS_ABSENT,
+    ),
     OpenApiParameter(
         "cursor",
         OpenApiTypes.STR,
@@ -158,6 +194,14 @@ class AuditLogSchema(AutoSchema):
 
     def get_operation_id(self) -> str:
         return self.view.operation_id
+
+    def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        operation = super().get_operation(*args, **kwargs)
+        # In OpenAPI 3.0 ``name=`` is refused unless the parameter allows it.
+        for parameter in (operation or {}).get("parameters", []):
+            if parameter["name"] in ABSENT_WHEN_EMPTY:
+                parameter["allowEmptyValue"] = True
+        return operation
 
 
 class AuditLogApiView(APIView):

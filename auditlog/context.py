@@ -19,7 +19,14 @@ ACTOR_TASK = "task"
 ACTOR_ANONYMOUS = "anonymous"
 ACTOR_TYPES = (ACTOR_USER, ACTOR_API_KEY, ACTOR_SYSTEM, ACTOR_TASK, ACTOR_ANONYMOUS)
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Lengths of the entry's request columns (the model uses these too).
+USER_AGENT_LENGTH = 512
+REQUEST_ID_LENGTH = 64
+
+_REQUEST_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{REQUEST_ID_LENGTH}}}")
+# Control characters (NUL, which PostgreSQL cannot store in text, among them) and lone
+# surrogates (which no UTF-8 database can store).
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -53,8 +60,26 @@ def audit_context(**kwargs: Any) -> Iterator[AuditContext]:
         _current.reset(token)
 
 
+def header_text(value: str, max_length: int) -> str:
+    """A header's value as every database can store it, so no header can prevent an entry.
+
+    Unstorable characters are escaped (``\\x00``, ``\\ud800``) rather than dropped, so a
+    reader still sees what was sent; the result is cut to the column's length.
+    """
+    return _UNSTORABLE.sub(_escape, value)[:max_length]
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def client_ip(request: HttpRequest) -> str | None:
-    """The client address: the socket, or the hop the last trusted proxy saw."""
+    """The client address: the socket, or the hop the last trusted proxy saw.
+
+    An IPv6 zone (``fe80::1%eth0``) names an interface of the host that saw the address,
+    means nothing elsewhere, and is not something an ``inet`` column stores: it is dropped.
+    """
     address = request.META.get("REMOTE_ADDR")
     hops = settings.TRUSTED_PROXY_COUNT
     if hops > 0:
@@ -64,7 +89,7 @@ def client_ip(request: HttpRequest) -> str | None:
         if len(forwarded) >= hops:
             address = forwarded[-hops]
     try:
-        return str(ipaddress.ip_address(address)) if address else None
+        return str(ipaddress.ip_address(address.partition("%")[0])) if address else None
     except ValueError:
         return None
 
@@ -72,7 +97,8 @@ def client_ip(request: HttpRequest) -> str | None:
 def request_id_for(request: HttpRequest) -> str:
     """The caller's ``X-Request-ID`` when it is a sane token, otherwise a new one."""
     supplied = request.META.get("HTTP_X_REQUEST_ID", "")
-    return supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+    # fullmatch: ``$`` would let a trailing newline through, into the response header.
+    return supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
 
 
 def context_for_request(request: HttpRequest) -> AuditContext:
@@ -81,7 +107,7 @@ def context_for_request(request: HttpRequest) -> AuditContext:
         request=request,
         actor_type=ACTOR_ANONYMOUS,
         request_ip=client_ip(request),
-        request_user_agent=request.META.get("HTTP_USER_AGENT", "")[:512],
+        request_user_agent=header_text(request.META.get("HTTP_USER_AGENT", ""), USER_AGENT_LENGTH),
         request_id=request_id_for(request),
     )
 

@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -14,6 +15,7 @@ MESSAGES = {
     status.HTTP_404_NOT_FOUND: "Not found",
     status.HTTP_405_METHOD_NOT_ALLOWED: "Method not allowed",
     status.HTTP_406_NOT_ACCEPTABLE: "Not acceptable",
+    status.HTTP_413_REQUEST_ENTITY_TOO_LARGE: "Request body too large",
     status.HTTP_429_TOO_MANY_REQUESTS: "Too many requests",
 }
 
@@ -27,6 +29,17 @@ class InvalidParameters(exceptions.APIException):
     def __init__(self, problems: dict[str, Any]) -> None:
         self.problems = problems
         super().__init__(detail="Invalid parameters.")
+
+
+class RequestBodyTooLarge(exceptions.APIException):
+    """A body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (Django's own answer is an HTML 400)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_body_too_large"
+
+    def __init__(self) -> None:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        super().__init__(detail=f"A request body may be at most {limit:,} bytes.")
 
 
 def _text(detail: Any) -> str:
@@ -60,6 +73,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.NotFound("No audit log entry with that id.")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = RequestBodyTooLarge()
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, exceptions.APIException):
         response.data = errors_body(exc)

@@ -62,7 +62,8 @@ class TimestampField(forms.Field):
     """An RFC 3339 / ISO 8601 timestamp: ``Z`` or an offset, optional fractional seconds.
 
     A ``+`` that an unencoded query string turned into a space is read as ``+``; a time
-    without an offset is UTC.
+    without an offset is UTC. The value is the same instant in UTC: Python accepts offsets
+    up to ±23:59, PostgreSQL only up to ±15:59 (``+16:00`` would reach the query as a 500).
     """
 
     def to_python(self, value: Any) -> datetime | None:
@@ -72,12 +73,11 @@ class TimestampField(forms.Field):
         try:
             parsed = datetime.fromisoformat(text)
             # Years 1 and 9999 with an offset fall outside datetime once converted to UTC.
-            (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
         except (ValueError, OverflowError):
             raise ValidationError(
                 "Enter an RFC 3339 timestamp, e.g. 2024-01-31T23:59:59Z.", code="invalid"
             ) from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class TimestampFilter(django_filters.Filter):

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-from .context import ACTOR_TYPES
+from .context import ACTOR_TYPES, REQUEST_ID_LENGTH, USER_AGENT_LENGTH
 
 
 class AppendOnlyError(Exception):
@@ -49,8 +49,8 @@ class AuditLogEntry(models.Model):
     api_key_name = models.CharField(max_length=255, blank=True)
 
     request_ip = models.GenericIPAddressField(null=True, blank=True)
-    request_user_agent = models.CharField(max_length=512, blank=True)
-    request_id = models.CharField(max_length=64, blank=True)
+    request_user_agent = models.CharField(max_length=USER_AGENT_LENGTH, blank=True)
+    request_id = models.CharField(max_length=REQUEST_ID_LENGTH, blank=True)
 
     target_type = models.CharField(max_length=64, blank=True)
     target_id = models.CharField(max_length=64, blank=True)

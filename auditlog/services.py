@@ -17,6 +17,7 @@ from .context import current, resolve_actor
 from .models import AuditLogEntry
 from .operations import get_operation
 from .redaction import REDACTED, is_secret_key, redact
+from .truncation import truncate
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def entry_row(
 
     ``shared`` is a ``stamp()`` taken once for many rows of one statement; ``redacted``
     says that the registry already redacted and JSON-encoded the values (bulk paths).
+    Either way long strings are truncated last, once secrets are ``REDACTED``.
     """
     operation = get_operation(operation_name)
     if not redacted:
@@ -81,9 +83,9 @@ def entry_row(
         "target_id": str(target_id) if target_id not in (None, "") else "",
         "target_repr": target_repr[:255],
         "story_id": story_id,
-        "inputs": inputs,
-        "outputs": outputs or {},
-        "changes": changes or {},
+        "inputs": truncate(inputs),
+        "outputs": truncate(outputs or {}),
+        "changes": truncate(changes or {}),
     }
 
 

@@ -1,4 +1,4 @@
-"""Fixed-window counters in the default cache, and the audit log API's rate limit built on one.
+"""Fixed-window counters in the default cache, and the API rate limits built on them.
 
 The cache is Redis when ``REDIS_URL`` is set: one ``add`` and one atomic ``incr`` per
 counted event, so concurrent workers share one count and each event learns the count it
@@ -86,8 +86,14 @@ class FixedWindowCounter:
         cache.delete(count.key)
 
 
-class AuditLogApiThrottle(BaseThrottle):
-    """``settings.AUDIT_LOG_API_RATE`` requests per window, per key (or user) and IP."""
+class ApiKeyRateThrottle(BaseThrottle):
+    """``settings.<rate_setting>`` requests per window, per key (or user) and IP.
+
+    Each API subclasses it with its own setting and counter name: its own budget.
+    """
+
+    rate_setting = ""
+    counter_name = ""
 
     def __init__(self) -> None:
         self.retry_after = 1
@@ -102,7 +108,9 @@ class AuditLogApiThrottle(BaseThrottle):
         return f"anon:{ip}"
 
     def allow_request(self, request: Any, view: Any) -> bool:
-        counter = FixedWindowCounter.for_rate("auditlog-api-rate", settings.AUDIT_LOG_API_RATE)
+        counter = FixedWindowCounter.for_rate(
+            self.counter_name, getattr(settings, self.rate_setting)
+        )
         count = counter.hit(self.identity(request))
         if count.used <= counter.limit:
             return True
@@ -111,3 +119,10 @@ class AuditLogApiThrottle(BaseThrottle):
 
     def wait(self) -> float:
         return self.retry_after
+
+
+class AuditLogApiThrottle(ApiKeyRateThrottle):
+    """The audit log API's budget: ``AUDIT_LOG_API_RATE``."""
+
+    rate_setting = "AUDIT_LOG_API_RATE"
+    counter_name = "auditlog-api-rate"

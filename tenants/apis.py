@@ -6,7 +6,7 @@ A row of another tenant is a 404 (it is never in the queryset); a service's
 
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
@@ -17,6 +17,8 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from auditlog.exceptions import exception_handler as audit_log_exception_handler
 
 from . import services
 from .models import ApiKey, Credential, Membership, Page, Resource, Story, Team, Tenant, User
@@ -47,7 +49,13 @@ from .serializers import (
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    """DRF's handler, plus: a service's ``ValidationError`` is a 400 naming its fields."""
+    """DRF's handler, plus: a service's ``ValidationError`` is a 400 naming its fields.
+
+    A body over the upload limit is refused before any endpoint reads it, with the one
+    answer every API path gives it: 413 and ``{"errors": [...]}``.
+    """
+    if isinstance(exc, RequestDataTooBig):
+        return audit_log_exception_handler(exc, context)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=validation_detail(exc))
     return drf_exception_handler(exc, context)

@@ -1,4 +1,5 @@
-"""Brute-force protection of the sign-in pages, ``/login/`` and ``/admin/login/``.
+"""Brute-force protection of the sign-in pages, ``/login/`` and ``/admin/login/``; and the
+domain API's rate limit (``DomainApiThrottle``, at the end).
 
 Failed sign-ins are counted per account (the email tried, whether or not an account has
 it, so the answer never tells) and per client IP, with the fixed-window counter of the API
@@ -32,7 +33,7 @@ from django.utils.crypto import salted_hmac
 
 from auditlog.context import client_ip
 from auditlog.services import record_for_email
-from auditlog.throttling import Count, FixedWindowCounter
+from auditlog.throttling import ApiKeyRateThrottle, Count, FixedWindowCounter
 
 ACCOUNT = "account"
 IP = "ip"
@@ -113,3 +114,14 @@ def refuse_locked_out(response: HttpResponse) -> HttpResponse:
         response.status_code = 429
         response["Retry-After"] = str(seconds)
     return response
+
+
+class DomainApiThrottle(ApiKeyRateThrottle):
+    """The domain API's budget, ``DOMAIN_API_RATE``, per API key (or session user) and IP.
+
+    DRF's default throttle: it also limits every endpoint that names none of its own (export
+    settings, the schema). The audit log API keeps its own budget.
+    """
+
+    rate_setting = "DOMAIN_API_RATE"
+    counter_name = "domain-api-rate"

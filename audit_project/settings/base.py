@@ -6,6 +6,8 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+from audit_project.csp import NONCE, NONE, SELF
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -51,6 +53,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "audit_project.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -59,6 +62,20 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Content-Security-Policy of every response (audit_project/csp.py): scripts, styles and
+# everything else from our own origin only; inline script or style only with the nonce.
+# Images may also be data: URLs (Swagger UI's icons).
+SECURE_CSP = {
+    "default-src": [SELF],
+    "script-src": [SELF, NONCE],
+    "style-src": [SELF, NONCE],
+    "img-src": [SELF, "data:"],
+    "object-src": [NONE],
+    "base-uri": [NONE],
+    "form-action": [SELF],
+    "frame-ancestors": [NONE],
+}
 
 ROOT_URLCONF = "audit_project.urls"
 WSGI_APPLICATION = "audit_project.wsgi.application"
@@ -73,6 +90,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "audit_project.csp.csp",
             ],
         },
     },
@@ -151,6 +169,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every endpoint is rate limited; the audit log API sets its own throttle (and budget).
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.throttling.DomainApiThrottle"],
+    "DEFAULT_PARSER_CLASSES": [
+        "auditlog.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -174,8 +199,10 @@ CACHES = {
     )
 }
 
-# Rate limit of the audit log API, per API key (or session user) and client IP.
+# Rate limits, per API key (or session user) and client IP: the audit log API, and every
+# other endpoint (the domain API, export settings, the schema), each with its own budget.
 AUDIT_LOG_API_RATE = env.str("AUDIT_LOG_API_RATE", default="1000/min")
+DOMAIN_API_RATE = env.str("DOMAIN_API_RATE", default="1000/min")
 
 # Brute-force protection of /login/ and /admin/login/: failed sign-ins allowed per window
 # (e.g. "5/15min"), per account (the email tried) and per client IP, before both refuse

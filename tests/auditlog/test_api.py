@@ -1,10 +1,12 @@
 """The Tines-compatible audit log API: wire format, filters, paging, auth, errors, limits."""
 
 import os
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import jsonschema
 import pytest
 from django.contrib.staticfiles import finders
 from django.core.cache import cache
@@ -778,6 +780,49 @@ def test_openapi_schema(db, client):
     text = response.content.decode()
     assert "capped" in text
     assert "per_page" in text
+
+
+def list_parameters(client) -> dict[str, dict]:
+    schema = client.get("/api/v1/schema", {"format": "json"}).json()
+    return {p["name"]: p for p in schema["paths"]["/api/v1/audit_logs"]["get"]["parameters"]}
+
+
+def documented(parameter: dict, raw: str) -> bool:
+    """Whether the schema admits the query-string value ``raw`` (a number may be an integer)."""
+    values = [raw, int(raw)] if re.fullmatch(r"-?\d+", raw) else [raw]
+    checker = jsonschema.FormatChecker()
+    return any(
+        jsonschema.Draft4Validator(parameter["schema"], format_checker=checker).is_valid(v)
+        for v in values
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        *[("per_page", v) for v in ("", "0", "-1", "1", "500", "100000", "ten")],
+        *[("page", v) for v in ("", "0", "1", str(2**31 - 1), str(2**31))],
+        *[("after", v) for v in ("", "2024-01-01T00:00:00Z", "2024-01-01T00:00:00+16:00", "x")],
+        *[("before", v) for v in ("", "2024-01-01T00:00:00-20:00", "2024-13-01T00:00:00Z")],
+        *[("request_ip", v) for v in ("", "10.0.0.1", "2001:db8::1", "999.1.1.1")],
+        *[("range", v) for v in ("", "7d", "1y")],
+        *[(name, v) for name in ("target_type", "target_id", "request_id") for v in ("", "x" * 65)],
+    ],
+)
+def test_schema_and_behaviour_agree_on_each_value(client, reader_api, log, name, value):
+    parameter = list_parameters(client)[name]
+    accepted = reader_api.get(URL, {name: value}).status_code == 200
+    assert accepted == documented(parameter, value)
+    if value == "":
+        assert parameter["allowEmptyValue"] is True
+
+
+def test_empty_parameters_mean_absent(reader_api, client, world_a, log):
+    blank = "after=&before=&request_ip=&range=&target_type=&target_id=&request_id=&per_page=&page="
+    assert ids(reader_api.get(f"{URL}?{blank}&cursor=")) == ids(reader_api.get(URL))
+    # The tab's form submits every field it shows, blank ones included.
+    client.force_login(world_a.reader)
+    assert client.get(f"/settings/audit-logs/?{blank}").status_code == 200
 
 
 def test_swagger_ui_is_served_without_a_cdn(db, client):

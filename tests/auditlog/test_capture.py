@@ -1,14 +1,18 @@
 """Capture: every path records exactly the rows it changed, in the caller's transaction."""
 
+import hashlib
+import json
+
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from auditlog.context import audit_context
 from auditlog.models import AuditLogEntry
-from auditlog.services import BATCH_SIZE, record
+from auditlog.services import BATCH_SIZE, COPY_THRESHOLD, record
+from auditlog.truncation import MAX_STRING_LENGTH
 from tenants import services
-from tenants.models import Credential, Story
+from tenants.models import Credential, Story, Team
 
 from .. import factories
 
@@ -198,3 +202,71 @@ def test_work_outside_requests_is_attributed_to_system_or_task(world_a):
     system, task = entries_after(start)
     assert (system.actor_type, system.user_id) == ("system", None)
     assert (task.actor_type, task.user_id) == ("task", None)
+
+
+# --- how much of one value an entry keeps ----------------------------------------------------
+
+
+def big(n: int, seed: str = "description ") -> str:
+    return (seed * (n // len(seed) + 1))[:n]
+
+
+def truncated(text: str) -> dict:
+    """The marker an entry must hold for ``text`` (computed here, independently)."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return {"truncated": True, "length": len(text), "sha256": digest, "prefix": text[:1024]}
+
+
+def test_api_write_of_a_1_mb_description_keeps_a_marker_not_the_value(api, world_a):
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {world_a.keys['owner']}")
+    first, second = big(1_000_000), big(1_000_000, "another one ")
+    response = api.post("/api/v1/teams/", {"name": "Big", "description": first}, format="json")
+    assert response.status_code == 201, response.content[:300]
+    team_id = response.json()["id"]
+    response = api.patch(f"/api/v1/teams/{team_id}/", {"description": second}, format="json")
+    assert response.status_code == 200, response.content[:300]
+    assert Team.objects.get(pk=team_id).description == second  # the team keeps it all
+
+    created = AuditLogEntry.objects.get(operation_name="TeamCreation", target_id=str(team_id))
+    assert created.inputs["inputs"]["description"] == truncated(first)
+    updated = AuditLogEntry.objects.get(operation_name="TeamUpdate", target_id=str(team_id))
+    assert updated.changes == {"description": [truncated(first), truncated(second)]}
+    assert updated.inputs == {"inputs": {"id": team_id, "description": truncated(second)}}
+    row = AuditLogEntry.objects.filter(pk=updated.pk).values("inputs", "changes")[0]
+    assert len(json.dumps(row)) < 5_000
+
+
+def test_strings_up_to_the_cap_are_kept_whole(world_a):
+    services.team_update(team=world_a.team, description=big(MAX_STRING_LENGTH))
+    entry = AuditLogEntry.objects.get(operation_name="TeamUpdate")
+    assert entry.changes["description"][1] == big(MAX_STRING_LENGTH)
+
+
+@pytest.mark.parametrize("rows", [3, COPY_THRESHOLD])  # a multi-row INSERT, and COPY on PostgreSQL
+def test_bulk_paths_keep_a_marker_not_the_value(world_a, rows):
+    text = big(MAX_STRING_LENGTH + 1)
+    start = last_id()
+    created = Team.objects.bulk_create(
+        [Team(tenant=world_a.tenant, name=f"Bulk {i}", description=text) for i in range(rows)]
+    )
+    longer = big(20_000, "longer ")
+    Team.objects.filter(pk__in=[t.pk for t in created]).update(description=longer)
+    entries = entries_after(start)
+    assert [e.operation_name for e in entries] == ["TeamCreation"] * rows + ["TeamUpdate"] * rows
+    for entry in entries[:rows]:
+        assert entry.inputs["inputs"]["description"] == truncated(text)
+    for entry in entries[rows:]:
+        assert entry.changes == {"description": [truncated(text), truncated(longer)]}
+
+
+def test_a_long_secret_is_redacted_never_truncated(world_a):
+    secret = "canary-" + "s" * 10_000
+    credential = services.credential_create(team=world_a.team, name="Long", value=secret)
+    services.credential_update(credential=credential, value=secret + "2")
+    entries = list(AuditLogEntry.objects.filter(target_type="credential").order_by("id"))
+    assert [e.operation_name for e in entries] == ["CredentialSave", "CredentialSave"]
+    assert entries[0].inputs["inputs"]["value"] == "REDACTED"
+    assert entries[1].changes["value"] == ["REDACTED", "REDACTED"]
+    stored = json.dumps(list(AuditLogEntry.objects.values("inputs", "changes", "outputs")))
+    assert "canary-" not in stored
+    assert hashlib.sha256(secret.encode()).hexdigest() not in stored

@@ -21,6 +21,8 @@ pytestmark = pytest.mark.django_db
         (2, "198.51.100.7, 203.0.113.9", "198.51.100.7"),
         (2, "203.0.113.9", "10.0.0.1"),  # fewer hops than proxies: not trustworthy
         (1, "not-an-ip", None),
+        (1, "fe80::1%eth0", "fe80::1"),  # a zone means nothing off its host; inet refuses it
+        (1, "fe80::1%" + "x" * 100, "fe80::1"),
     ],
 )
 def test_client_ip_honours_only_trusted_proxies(settings, proxies, forwarded, expected):
@@ -59,6 +61,48 @@ def test_unsafe_request_id_is_replaced(world_a):
         AuditLogEntry.objects.get(operation_name="TeamUpdate").request_id
         == response["X-Request-ID"]
     )
+
+
+def test_request_id_with_a_trailing_newline_is_replaced(world_a):
+    # ``$`` matches before a final newline; the id is echoed in a response header.
+    middleware = AuditContextMiddleware(_rename_team_view(world_a.team))
+    response = middleware(RequestFactory().get("/", HTTP_X_REQUEST_ID="abc-123\n"))
+    assert response["X-Request-ID"] != "abc-123\n"
+    assert response["X-Request-ID"].isalnum()
+
+
+UNSTORABLE_AGENTS = [
+    # (sent, stored): PostgreSQL cannot store NUL in text, UTF-8 cannot encode a lone surrogate.
+    ("probe\x00agent", "probe\\x00agent"),
+    ("line\r\nbreak\x7f\x9b", "line\\x0d\\x0abreak\\x7f\\x9b"),
+    ("half \ud800 pair", "half \\ud800 pair"),
+    ("é" * 600, "é" * 512),
+    ("\x00" * 200, "\\x00" * 128),
+]
+AGENT_IDS = ["nul", "crlf-del-c1", "lone-surrogate", "too-long", "escaped-too-long"]
+
+
+@pytest.mark.parametrize(("sent", "stored"), UNSTORABLE_AGENTS, ids=AGENT_IDS)
+def test_failed_sign_in_with_an_unstorable_user_agent_is_recorded(client, world_a, sent, stored):
+    response = client.post(
+        "/login/",
+        {"username": world_a.member.email, "password": "not-the-password"},
+        HTTP_USER_AGENT=sent,
+    )
+    assert response.status_code == 200
+    entry = AuditLogEntry.objects.get(operation_name="LoginFailure")
+    assert entry.request_user_agent == stored
+    assert entry.inputs == {"inputs": {"email": world_a.member.email}}
+
+
+@pytest.mark.parametrize(("sent", "stored"), UNSTORABLE_AGENTS, ids=AGENT_IDS)
+def test_api_write_with_an_unstorable_user_agent_is_recorded(api, world_a, sent, stored):
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {world_a.keys['owner']}")
+    response = api.post("/api/v1/teams/", {"name": "Agents"}, format="json", HTTP_USER_AGENT=sent)
+    assert response.status_code == 201, response.content
+    entry = AuditLogEntry.objects.get(operation_name="TeamCreation", target_repr="Agents")
+    assert entry.request_user_agent == stored
+    assert entry.request_id == response["X-Request-ID"]
 
 
 @celery_app.task

@@ -14,6 +14,7 @@ from django.urls import Resolver404, resolve
 from django.utils import timezone
 
 from auditlog.models import AuditLogEntry
+from auditlog.serializers import rfc3339
 from auditlog.services import entry_row, record_rows
 
 pytestmark = pytest.mark.django_db
@@ -128,3 +129,29 @@ def test_the_api_returns_the_same_rows(client, world_a, log):
         tab = tab_ids(client, query)
         assert api_ids(client, query) == tab, query
         assert download_ids(client, query) == tab, query
+
+
+def _in_offset(value, hours: int) -> str:
+    """``value`` written with a UTC offset of ``hours`` (``+`` percent-encoded)."""
+    shifted = value.astimezone(UTC) + timedelta(hours=hours)
+    sign = "%2B" if hours >= 0 else "-"
+    return f"{shifted.strftime('%Y-%m-%dT%H:%M:%S')}{sign}{abs(hours):02d}:00"
+
+
+def test_offsets_postgresql_cannot_store_mean_the_same_instant_everywhere(client, world_a, log):
+    # Python reads offsets up to ±23:59, PostgreSQL only up to ±15:59: both must work alike.
+    after, before = log - timedelta(days=30), log - timedelta(days=1)
+    in_utc = f"after={_at(after)}&before={_at(before)}"
+    beyond = f"after={_in_offset(after, 16)}&before={_in_offset(before, -20)}"
+    client.force_login(world_a.owner)
+    expected = api_ids(client, in_utc)
+    assert len(expected) == 2
+    assert api_ids(client, beyond) == expected
+    assert tab_ids(client, beyond) == expected
+    assert admin_ids(client, beyond) == expected
+    assert download_ids(client, beyond) == expected
+    download = AuditLogEntry.objects.filter(operation_name="AuditLogDownload").get()
+    assert download.inputs["filters"] == {
+        "after": rfc3339(after.replace(microsecond=0)),
+        "before": rfc3339(before.replace(microsecond=0)),
+    }

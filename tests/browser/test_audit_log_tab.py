@@ -1,4 +1,6 @@
-"""A real browser on the Settings → Audit logs tab: sign in, filter, page, detail, download.
+"""A real browser on the Settings → Audit logs tab: sign in, filter, page, detail, download;
+and on an owner's pages, the admin console and the API docs. On every page, the
+Content-Security-Policy must not block anything (Chromium reports each violation).
 
 Headless Chromium from Debian's ``chromium`` package, driven by Playwright (its own browser
 downloads are never used). Skipped only on a developer machine without ``/usr/bin/chromium``;
@@ -75,6 +77,45 @@ def tenant_log(transactional_db):
     return tenant, reader, recent
 
 
+# Violations reach the console as Chromium's own "Refused to ... Content Security Policy"
+# errors; the listener (an init script, which the policy does not govern) adds the details.
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => console.error(
+  `CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline code"}`
+));
+"""
+
+
+def watch_csp(context) -> list[str]:
+    """Every CSP violation reported in any page of ``context``, as console text."""
+    context.add_init_script(REPORT_VIOLATIONS)
+    seen: list[str] = []
+
+    def on_console(message) -> None:
+        if "Content Security Policy" in message.text or message.text.startswith("CSP violation"):
+            seen.append(message.text)
+
+    context.on("console", on_console)
+    return seen
+
+
+def assert_violations_are_seen(page, seen: list[str]) -> None:
+    """The watch works: an image from another origin is blocked and reported."""
+    page.evaluate(
+        "() => { const i = document.createElement('img');"
+        " i.src = 'https://csp-probe.invalid/x.png'; document.body.append(i); }"
+    )
+    page.wait_for_timeout(500)
+    assert any("img-src" in text for text in seen), seen
+    seen.clear()
+
+
+def launch(playwright):
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+    )
+
+
 def row_ids(page) -> list[int]:
     return [
         int(i)
@@ -87,9 +128,7 @@ def test_reader_filters_pages_opens_detail_and_downloads_csv(tenant_log, live_se
     # The browser runs first and alone: Playwright's sync API keeps an event loop running in
     # this thread, and ORM calls made under it would use (and leak) another connection.
     with sync_api().sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        chromium = launch(playwright)
         try:
             target = drive(chromium, live_server.url, reader, recent, tmp_path)
         finally:
@@ -112,11 +151,13 @@ def test_reader_filters_pages_opens_detail_and_downloads_csv(tenant_log, live_se
 def drive(chromium, url: str, reader, recent: list[int], tmp_path: Path) -> Path:
     """Sign in, open the tab from the menu, filter, page, open a detail, download CSV."""
     context = chromium.new_context(accept_downloads=True, timezone_id="Europe/Paris")
+    violations = watch_csp(context)
     page = context.new_page()
     page.set_default_timeout(15_000)
 
     # Sign in through the real form.
     page.goto(f"{url}/login/")
+    assert_violations_are_seen(page, violations)
     page.get_by_label("Email").fill(reader.email)
     page.get_by_label("Password").fill(factories.PASSWORD)
     page.get_by_role("button", name="Sign in").click()
@@ -172,4 +213,79 @@ def drive(chromium, url: str, reader, recent: list[int], tmp_path: Path) -> Path
     target = tmp_path / download.suggested_filename
     download.save_as(target)
     context.close()
+    assert violations == []
     return target
+
+
+@pytest.fixture
+def owner_site(transactional_db):
+    """A tenant with an owner, a team and a few entries."""
+    tenant = factories.tenant("Umbrella")
+    owner = factories.owner(tenant)
+    services.team_create(tenant=tenant, name="Red team")
+    return owner
+
+
+def test_owner_pages_admin_console_and_api_docs_run_under_the_policy(owner_site, live_server):
+    with sync_api().sync_playwright() as playwright:
+        chromium = launch(playwright)
+        try:
+            violations, dialogs = drive_owner(chromium, live_server.url, owner_site)
+        finally:
+            chromium.close()
+    assert violations == []
+    assert dialogs == [
+        "Generate a new External ID? The export is switched off until the role trusts the new one."
+    ]
+
+
+def drive_owner(chromium, url: str, owner) -> tuple[list[str], list[str]]:
+    """The export settings, the admin console and the API docs, as an owner."""
+    context = chromium.new_context()
+    violations = watch_csp(context)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    dialogs: list[str] = []
+
+    def dismiss(dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
+
+    page.goto(f"{url}/login/")
+    page.get_by_label("Email").fill(owner.email)
+    page.get_by_label("Password").fill(factories.PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{url}/")
+
+    def visit(path: str) -> None:
+        page.goto(f"{url}{path}")
+        page.wait_for_load_state("load")
+        assert violations == [], path
+
+    # The export settings: the confirmation runs from a static script, not an inline handler.
+    visit("/settings/audit-logs/export/")
+    external_id = page.locator("#external-id").input_value()
+    page.get_by_role("button", name="Regenerate External ID").click()
+    page.wait_for_timeout(500)
+    assert violations == []
+    assert page.locator("#external-id").input_value() == external_id  # dismissed: unchanged
+
+    # The admin console: its index, the audit log, a change list and an add form.
+    for path in ("/admin/", "/admin/auditlog/auditlogentry/", "/admin/tenants/team/"):
+        visit(path)
+        assert page.locator("#content").count() == 1
+    visit("/admin/tenants/team/add/")
+    page.get_by_label("Name").fill("Blue team")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.wait_for_url(re.compile(r".*/admin/tenants/team/$"))
+
+    # The API docs: Swagger UI starts (its nonce'd script ran) and lists the operations.
+    visit("/api/v1/docs")
+    page.locator(".opblock").first.wait_for()
+    assert page.locator(".opblock").count() >= 3
+    page.locator(".opblock").first.click()  # expanding an operation renders more of the UI
+    page.wait_for_timeout(500)
+    context.close()
+    return violations, dialogs

@@ -1,16 +1,19 @@
 """The domain API, through real HTTP: each write answers right and records exactly its entry."""
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import redis
+from django.conf import settings as django_settings
 from django.db.models import Max
 from rest_framework.test import APIClient
 
 from auditlog.models import AuditLogEntry
 from tenants import services
-from tenants.models import ApiKey, Credential, Membership, Story, User
+from tenants.models import ApiKey, Credential, Membership, Story, Team, User
 
 from .. import factories
 
@@ -685,3 +688,47 @@ def test_list_queries_do_not_grow_with_rows(world_a, member, django_assert_max_n
         response = member.client.get(f"/api/v1/{url}")
     assert response.status_code == 200
     assert response.json()["count"] >= 1
+
+
+# --- rate limit -----------------------------------------------------------------------------
+
+in_redis = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set")
+
+
+@pytest.fixture
+def limited(settings):
+    """A three-request budget for the domain API, counted in the real Redis."""
+    assert settings.CACHES["default"]["BACKEND"].endswith("RedisCache")
+    settings.DOMAIN_API_RATE = "3/min"
+
+
+def rate_counters() -> list[bytes]:
+    prefix = django_settings.CACHES["default"]["KEY_PREFIX"]
+    return redis.Redis.from_url(os.environ["REDIS_URL"]).keys(f"{prefix}:*domain-api-rate:*")
+
+
+@in_redis
+def test_domain_api_is_limited_per_key_with_retry_after(api, world_a, limited):
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {world_a.keys['owner']}")
+    assert [api.get("/api/v1/teams/").status_code for _ in range(3)] == [200, 200, 200]
+    entries = AuditLogEntry.objects.count()
+    refused = api.post("/api/v1/teams/", {"name": "Throttled"}, format="json")
+    assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert refused.json()["detail"].startswith("Request was throttled.")
+    assert not Team.objects.filter(name="Throttled").exists()
+    assert AuditLogEntry.objects.count() == entries  # a refused write records nothing
+    assert api.patch("/api/v1/tenant/", {}, format="json").status_code == 429  # one budget
+    assert rate_counters(), "the counter lives in Redis"
+
+    # The audit log API keeps its own budget; another key, or another address, has its own.
+    assert api.get("/api/v1/audit_logs").status_code == 200
+    assert api.get("/api/v1/teams/", REMOTE_ADDR="192.0.2.7").status_code == 200
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {world_a.keys['member']}")
+    assert api.get("/api/v1/teams/").status_code == 200
+
+
+@in_redis
+def test_domain_api_is_limited_for_session_users(client, world_a, limited):
+    client.force_login(world_a.owner)
+    assert [client.get("/api/v1/stories/").status_code for _ in range(4)] == [200, 200, 200, 429]
