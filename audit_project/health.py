@@ -3,11 +3,12 @@
 ``/healthz`` says the process answers; it touches nothing else, so a database outage never
 makes an orchestrator restart healthy web processes. ``/readyz`` says this process can serve
 traffic: it runs every check named in ``settings.READINESS_CHECKS`` (database, pending
-migrations, cache, Celery broker, collected static files; a later check such as a default
-partition is one more line there) and answers 503 when any is not "ok". The body names each
-check and its result, nothing more: the probes need no authentication, so why a check
-failed goes to the log (any password in a URL masked), never to the caller, and neither
-probe shows versions or hosts.
+migrations, cache, Celery broker, collected static files, entries in the audit log's DEFAULT
+partition) and answers 503 when any raises. A check that returns a word instead (the DEFAULT
+partition's ``not_empty``) reports a state operators must see without making the process
+unready: capture still works then. The body names each check and its result, nothing more:
+the probes need no authentication, so why a check failed goes to the log (any password in a
+URL masked), never to the caller, and neither probe shows versions or hosts.
 
 Both are answered by ``ProbeMiddleware``, first in the chain: before the HTTPS redirect and
 before host validation, because a load balancer probes each instance over plain HTTP by its
@@ -86,20 +87,20 @@ def _masked(exc: Exception) -> str:
     return _URL_CREDENTIALS.sub("***@", f"{type(exc).__name__}: {exc}")
 
 
-def readiness() -> dict[str, str]:
-    """Each configured check's result: "ok", a ``NotReady`` state, or "failed"."""
-    results = {}
+def readiness() -> tuple[dict[str, str], bool]:
+    """Each configured check's result ("ok", a reported or ``NotReady`` state, or "failed"),
+    and whether every check passed (a reported state passes)."""
+    results, ready = {}, True
     for name, path in settings.READINESS_CHECKS.items():
         try:
-            import_string(path)()
-            results[name] = "ok"
+            results[name] = import_string(path)() or "ok"
         except NotReady as exc:
-            results[name] = exc.state
+            results[name], ready = exc.state, False
             logger.warning("readiness check %s: %s", name, exc.state)
         except Exception as exc:  # any failure means "not ready", never a 500
-            results[name] = "failed"
+            results[name], ready = "failed", False
             logger.warning("readiness check %s failed: %s", name, _masked(exc))
-    return results
+    return results, ready
 
 
 @never_cache
@@ -112,9 +113,8 @@ def healthz(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_safe
 def readyz(request: HttpRequest) -> HttpResponse:
-    """200 when every readiness check is "ok", else 503; the body names each result."""
-    checks = readiness()
-    ready = all(state == "ok" for state in checks.values())
+    """200 when every readiness check passes, else 503; the body names each result."""
+    checks, ready = readiness()
     return JsonResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks},
         status=200 if ready else 503,

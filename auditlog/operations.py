@@ -104,6 +104,12 @@ _CATALOG = (
         "Changed the S3 export settings of the audit log",
         "audit_log_export",
     ),
+    Operation(
+        "AuditLogRetentionPrune",
+        AUDIT_LOG,
+        "Removed entries older than the retention window from the product",
+        "audit_log",
+    ),
     Operation("PageCreation", PAGES, "Created a page", "page"),
     Operation("PageUpdate", PAGES, "Edited a page", "page"),
     Operation("PageDestruction", PAGES, "Deleted a page", "page"),

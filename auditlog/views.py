@@ -22,7 +22,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from . import downloads
+from . import downloads, retention
 from .filters import AuditLogEntryFilterSet
 from .models import AuditLogEntry
 from .operations import OPERATIONS
@@ -205,6 +205,7 @@ def audit_log_list(request: HttpRequest) -> HttpResponse:
         "form": filterset.form,
         "export_settings_url": export_settings_url(),
         "page_size": PAGE_SIZE,
+        "retention_days": retention.window_days(),
     }
     if not filterset.is_valid():
         context["invalid"] = True

@@ -8,9 +8,14 @@ class ExportsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from auditlog import retention
         from auditlog.signals import audit
 
+        from . import selectors
         from .models import ExportSettings
+
+        # Retention never drops an entry this export has not delivered yet.
+        retention.register_hold(selectors.retention_holds)
 
         audit(
             ExportSettings,

@@ -14,12 +14,14 @@ lagging replica could lack committed entries below it, which the export would th
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
+from auditlog import retention
 from auditlog.models import AuditLogEntry
 from auditlog.selectors import tenant_entries
 from auditlog.serializers import ENTRY_COLUMNS, entry_to_json
@@ -204,6 +206,41 @@ def oldest_open_transaction_start() -> datetime | None:
         return cursor.fetchone()[0]
 
 
+UNDELIVERED = "not yet delivered to its S3 export"
+
+
+def retention_holds(before: datetime, using: str) -> list[retention.Hold]:
+    """The export's retention hold: per enabled tenant, its oldest undelivered entry, if older
+    than ``before``.
+
+    Undelivered means at or after the watermark (``cutoff``) of the stream of the configured
+    destination; a destination with no stream yet will receive the tenant's whole history,
+    so all of it is undelivered. A disabled export holds nothing back (the settings page
+    says so). One indexed lookup per enabled tenant.
+    """
+    stream_cutoff = ExportStream.objects.filter(
+        tenant_id=OuterRef("tenant_id"), bucket=OuterRef("bucket"), prefix=OuterRef("prefix")
+    ).values("cutoff")[:1]
+    oldest = (
+        AuditLogEntry.objects.filter(
+            tenant_id=OuterRef("tenant_id"),
+            created_at__lt=before,
+            created_at__gte=Coalesce(OuterRef("watermark"), datetime.min.replace(tzinfo=UTC)),
+        )
+        .order_by("created_at")
+        .values("created_at")[:1]
+    )
+    rows = (
+        ExportSettings.objects.using(using)
+        .filter(enabled=True)
+        .annotate(watermark=Subquery(stream_cutoff))
+        .annotate(since=Subquery(oldest))
+        .filter(since__isnull=False)
+        .values_list("tenant_id", "since")
+    )
+    return [retention.Hold(tenant_id, since, UNDELIVERED) for tenant_id, since in rows]
+
+
 @dataclass(frozen=True)
 class ExportStatus:
     """What the settings page and the API say about a tenant's export."""
@@ -214,6 +251,9 @@ class ExportStatus:
     backlog_count: int
     backlog_count_capped: bool
     backlog_oldest_at: datetime | None
+    # The oldest undelivered entry, when it is old enough to keep the database from dropping
+    # its month (outside the retention window): retention waits for this export.
+    retention_held_since: datetime | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The ``status`` object of the API."""
@@ -224,6 +264,7 @@ class ExportStatus:
             "backlog_count": self.backlog_count,
             "backlog_count_is_lower_bound": self.backlog_count_capped,
             "backlog_oldest_at": self.backlog_oldest_at,
+            "retention_held_since": self.retention_held_since,
         }
 
 
@@ -243,6 +284,7 @@ def export_status(*, tenant_id: int) -> ExportStatus:
         backlog = backlog.filter(created_at__gte=stream.cutoff)
     count = backlog[: BACKLOG_COUNT_LIMIT + 1].count()
     oldest = backlog.values_list("created_at", flat=True).first()
+    holding = config is not None and config.enabled and oldest is not None
     return ExportStatus(
         last_success_at=state.last_success_at if state else None,
         last_attempt_at=state.last_attempt_at if state else None,
@@ -250,6 +292,7 @@ def export_status(*, tenant_id: int) -> ExportStatus:
         backlog_count=min(count, BACKLOG_COUNT_LIMIT),
         backlog_count_capped=count > BACKLOG_COUNT_LIMIT,
         backlog_oldest_at=oldest,
+        retention_held_since=oldest if holding and oldest < retention.window_start() else None,
     )
 
 

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from auditlog import retention
 from auditlog.views import settings_menu
 
 from . import manifests, selectors
@@ -39,6 +40,7 @@ def _context(request: HttpRequest, config: Any, form: ExportSettingsForm, **extr
         "permission_policy": json.dumps(permission_policy(config), indent=2),
         "public_key": manifests.public_key_b64(),
         "public_key_pem": manifests.public_key_pem(),
+        "retention_days": retention.window_days(),
         **extra,
     }
 

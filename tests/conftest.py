@@ -11,7 +11,7 @@ from django.db import connection, connections, transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
 from rest_framework.test import APIClient
 
-from auditlog import triggers
+from auditlog import partitions, triggers
 from tenants import services
 from tenants.models import Membership
 
@@ -65,17 +65,21 @@ def _flush_lifts_append_only():
     """Let a test database be emptied after transactional tests, and only that.
 
     Django flushes the database after each transactional test: TRUNCATE on PostgreSQL,
-    DELETE on SQLite, which the append-only triggers refuse. The flush lifts them, empties
-    the tables and puts them back in one transaction, so no other statement ever sees the
-    table without them. The product has no such way round the triggers.
+    DELETE on SQLite, which the append-only triggers refuse. The flush lifts them, from the
+    entries table and every partition of it (TRUNCATE of the parent fires each partition's
+    own trigger), empties the tables and puts them back in one transaction, so no other
+    statement ever sees a table without them. The product has no such way round the triggers.
     """
     flush = BaseDatabaseOperations.execute_sql_flush
 
     def execute_sql_flush(ops, sql_list):
         with transaction.atomic(using=ops.connection.alias):
-            triggers.remove(ops.connection)
+            tables = partitions.entries_tables(ops.connection)
+            for table in tables:
+                triggers.remove(ops.connection, table)
             flush(ops, sql_list)
-            triggers.install(ops.connection)
+            for table in tables:
+                triggers.install(ops.connection, table)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(BaseDatabaseOperations, "execute_sql_flush", execute_sql_flush)

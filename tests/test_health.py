@@ -18,6 +18,7 @@ READY = {
         "cache": "ok",
         "broker": "ok",
         "static_files": "ok",
+        "default_partition": "ok",
     },
 }
 
@@ -74,6 +75,7 @@ def test_readyz_is_503_when_the_cache_is_unreachable(db, client, settings):
         "cache": "failed",
         "broker": "ok",
         "static_files": "ok",
+        "default_partition": "ok",
     }
     assert str(closed).encode() not in response.content
 

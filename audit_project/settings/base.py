@@ -131,6 +131,20 @@ DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
 if DATABASE_REPLICA_URL:
     DATABASES["replica"] = replica_database(DATABASES["default"], env.db("DATABASE_REPLICA_URL"))
     DATABASE_ROUTERS = ["auditlog.routing.PrimaryReplicaRouter"]
+# Optional owner connection for partition maintenance and retention (auditlog/partitions.py):
+# the application role cannot create, detach or drop partitions. Only the process that runs
+# the maintenance queue needs it; without it maintenance uses the default connection.
+DATABASE_MAINTENANCE_URL = env.str("DATABASE_MAINTENANCE_URL", default="")
+if DATABASE_MAINTENANCE_URL:
+    DATABASES["maintenance"] = database(env.db("DATABASE_MAINTENANCE_URL"))
+    DATABASES["maintenance"]["ATOMIC_REQUESTS"] = False
+    if DATABASES["maintenance"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_MAINTENANCE_URL needs PostgreSQL.")
+# Days of entries the database keeps; older whole months are dropped unless an entry is
+# still undelivered to an enabled S3 export (auditlog/retention.py). The bucket keeps all.
+AUDIT_LOG_RETENTION_DAYS = env.int("AUDIT_LOG_RETENTION_DAYS", default=400)
+if AUDIT_LOG_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("AUDIT_LOG_RETENTION_DAYS must be 1 or more.")
 # Seconds a person's reads stay on the primary after a write of theirs (with a replica).
 AUDIT_LOG_READ_YOUR_WRITES_SECONDS = env.int("AUDIT_LOG_READ_YOUR_WRITES_SECONDS", default=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -184,7 +198,19 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "exports.tasks.export_all_tenants",
         "schedule": crontab(minute="*/15"),
     },
+    # Daily, on the maintenance queue (the owner's connection): months ahead, DEFAULT drained,
+    # then retention. Each is idempotent, so a missed or repeated run does no harm.
+    "audit-log-partitions": {
+        "task": "auditlog.tasks.audit_log_partitions",
+        "schedule": crontab(hour=3, minute=7),
+    },
+    "audit-log-retention": {
+        "task": "auditlog.tasks.audit_log_prune",
+        "schedule": crontab(hour=3, minute=37),
+    },
 }
+# DDL runs only where DATABASE_MAINTENANCE_URL is: the process consuming this queue.
+CELERY_TASK_ROUTES = {"auditlog.tasks.audit_log_*": {"queue": "maintenance"}}
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 
 REST_FRAMEWORK = {
@@ -245,6 +271,8 @@ READINESS_CHECKS = {
     "cache": "audit_project.health.cache_reachable",
     "broker": "audit_project.health.broker_reachable",
     "static_files": "audit_project.health.static_files_collected",
+    # Reported ("not_empty"), never failing: capture works while DEFAULT holds entries.
+    "default_partition": "auditlog.partitions.default_partition_empty",
 }
 
 # Rate limits, per API key (or session user) and client IP: the audit log API, and every

@@ -10,6 +10,14 @@ CREDENTIAL_ENCRYPTION_KEY = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktdGVzdC0="
 # only, and the replica alias connects to the same name on the replica server.
 if "replica" in DATABASES:
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+# Maintenance (partitions, retention) on its own connection to the test database, as the
+# owner: as in production, where web and worker connect as the application role.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["maintenance"] = {
+        **DATABASES["default"],
+        "ATOMIC_REQUESTS": False,
+        "TEST": {"MIRROR": "default"},
+    }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 CELERY_TASK_ALWAYS_EAGER = False

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from datetime import UTC, datetime
 from io import StringIO
 
 import pytest
@@ -17,7 +18,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from auditlog import triggers
+from auditlog import partitions, triggers
 
 from .. import factories
 
@@ -119,43 +120,38 @@ def test_a_rerun_takes_back_stray_grants_and_later_tables_get_nothing():
 
 
 @postgres_only
-def test_a_partitioned_entries_table_gets_select_insert_on_every_partition_and_no_more():
-    """The monthly partitions to come: each is an entries table; one made later gets nothing."""
+def test_every_partition_gets_select_insert_and_one_made_by_hand_gets_nothing():
+    """Each partition (monthly, DEFAULT) is an entries table; maintenance arms those it makes."""
     role = role_name()
-    with connection.cursor() as cursor:
-        cursor.execute(f"ALTER TABLE {triggers.TABLE} RENAME TO unpartitioned_entries")
-        cursor.execute(
-            f"CREATE TABLE {triggers.TABLE} (LIKE unpartitioned_entries)"
-            " PARTITION BY RANGE (created_at)"
-        )
-        cursor.execute(
-            f"CREATE TABLE {triggers.TABLE}_2026_01 PARTITION OF {triggers.TABLE}"
-            " FOR VALUES FROM ('2026-01-01') TO ('2026-02-01')"
-        )
-        cursor.execute(
-            f"CREATE TABLE {triggers.TABLE}_default PARTITION OF {triggers.TABLE} DEFAULT"
-        )
-    parts = [f"{triggers.TABLE}_2026_01", f"{triggers.TABLE}_default"]
-    for table in [triggers.TABLE, *parts]:
-        triggers.install(connection, table)
+    parts = partitions.entries_tables(connection)[1:]
+    assert f"{triggers.TABLE}_default" in parts
+    assert len(parts) >= 1 + partitions.MONTHS_AHEAD + 1  # this month, three ahead, DEFAULT
 
     out = grant(role)
     assert f"SELECT, INSERT on {triggers.TABLE}, {', '.join(parts)}" in out
     for table in [triggers.TABLE, *parts]:
         assert table_privileges(role, table) == {"SELECT", "INSERT"}
 
+    by_hand = f"{triggers.TABLE}_p2099_01"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"CREATE TABLE {triggers.TABLE}_2026_02 PARTITION OF {triggers.TABLE}"
-            " FOR VALUES FROM ('2026-02-01') TO ('2026-03-01')"
+            f"CREATE TABLE {by_hand} PARTITION OF {triggers.TABLE}"
+            " FOR VALUES FROM ('2099-01-01') TO ('2099-02-01')"
         )
-    assert table_privileges(role, f"{triggers.TABLE}_2026_02") == set()
+    assert table_privileges(role, by_hand) == set()
     # Until its TRUNCATE trigger is installed, the command refuses to call the role safe.
-    with pytest.raises(CommandError, match=f"{triggers.TABLE}_2026_02 has no enabled trigger"):
+    with pytest.raises(CommandError, match=f"{by_hand} has no enabled trigger"):
         grant(role)
-    triggers.install(connection, f"{triggers.TABLE}_2026_02")
+    triggers.install(connection, by_hand)
     grant(role)
-    assert table_privileges(role, f"{triggers.TABLE}_2026_02") == {"SELECT", "INSERT"}
+    assert table_privileges(role, by_hand) == {"SELECT", "INSERT"}
+
+    # Made by maintenance: armed and granted what the parent's readers hold, no more.
+    later = partitions.monthly(datetime(2099, 3, 1, tzinfo=UTC))
+    with connection.cursor() as cursor:
+        assert partitions.create_monthly(cursor, later)
+    assert table_privileges(role, later.name) == {"SELECT", "INSERT"}
+    assert f"SELECT, INSERT on {triggers.TABLE}" in grant(role)
 
 
 @postgres_only
