@@ -20,7 +20,8 @@ partition ``[start, end)`` is *held* while any hold's time is before ``end``: ev
 from that entry on is kept. Holds are asked twice: once to plan (what the command reports:
 which tenant holds which partition back, since when), and again inside the transaction that
 detaches the partition, after its ACCESS EXCLUSIVE lock is granted, so an export switched on
-or a destination changed meanwhile is still honoured.
+or a destination changed meanwhile is still honoured (the lock is taken before the detach,
+so the partition's rows are still part of the table when they are asked).
 
 How a prune stays out of capture's way
 --------------------------------------
@@ -171,12 +172,14 @@ def _detach(alias: str, candidate: Candidate) -> partitions.Partition | None:
     detached = partitions.Partition(name, partition.start, partition.end)
 
     def work(cursor: Any) -> partitions.Partition | None:
-        cursor.execute(f"ALTER TABLE {partitions.TABLE} DETACH PARTITION {partition.name}")
-        # The lock is ours now: no entry can be added meanwhile; holds are asked again.
+        # The lock DETACH needs, taken first: no entry can be added or read meanwhile, and
+        # the holds are asked again while the partition's rows are still in the table.
+        cursor.execute(f"LOCK TABLE {partitions.TABLE} IN ACCESS EXCLUSIVE MODE")
         late = [hold for hold in holds(partition.end, using=alias) if hold.since < partition.end]
         if late:
             candidate.held_by = late
             raise _HeldBack
+        cursor.execute(f"ALTER TABLE {partitions.TABLE} DETACH PARTITION {partition.name}")
         cursor.execute(f"ALTER TABLE {partition.name} RENAME TO {name}")
         return detached
 
