@@ -7,6 +7,7 @@ and every way to rewrite history is refused by PostgreSQL.
 
 import csv
 import io
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -16,6 +17,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.test import Client
 from rest_framework.test import APIClient
 
+from auditlog import partitions
 from auditlog.context import audit_context
 from auditlog.models import AuditLogEntry
 from auditlog.triggers import FUNCTION, ROW_TRIGGER, TABLE, TRUNCATE_TRIGGER
@@ -141,3 +143,42 @@ def test_the_export_cutoff_sees_other_sessions_of_the_role(world_a):
         cursor.execute("SELECT transaction_timestamp()")
         (started,) = cursor.fetchone()
         assert export_selectors.oldest_open_transaction_start() == started
+
+
+MAINTAINED = partitions.monthly(datetime(2095, 8, 1, tzinfo=UTC))
+
+
+@pytest.fixture(scope="module")
+def maintained(django_db_setup, django_db_blocker, app_role):
+    """A partition made by maintenance on the owner's connection, committed before the tests
+    (inside a test, that connection would be held in the test's transaction)."""
+    with django_db_blocker.unblock():
+        partitions.create_months(MAINTAINED.start, MAINTAINED.start, using="maintenance")
+    return MAINTAINED
+
+
+def test_a_partition_made_by_maintenance_lets_the_role_only_append_and_read(maintained):
+    """What maintenance creates gives the role SELECT and INSERT, as the parent, no more."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT privilege_type FROM information_schema.role_table_grants"
+            " WHERE grantee = current_user AND table_name = %s ORDER BY 1",
+            [maintained.name],
+        )
+        assert cursor.fetchall() == [("INSERT",), ("SELECT",)]
+    tenant = factories.tenant("Appended")
+    entry = AuditLogEntry.objects.bulk_create(
+        [AuditLogEntry(tenant=tenant, created_at=maintained.start, operation_name="Login")]
+    )[0]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT tableoid::regclass::text FROM {TABLE} WHERE id = %s", [entry.pk])  # noqa: S608
+        assert cursor.fetchone() == (maintained.name,)
+    for sql in (f"DELETE FROM {maintained.name}", f"TRUNCATE {maintained.name}"):  # noqa: S608
+        with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
+            connection.cursor().execute(sql)
+
+
+def test_the_role_cannot_run_partition_maintenance():
+    later = partitions.monthly(datetime(2095, 9, 1, tzinfo=UTC))
+    with pytest.raises(DatabaseError, match=r"must be owner|permission denied"):
+        partitions.create_months(later.start, later.start, using="default")
