@@ -6,7 +6,10 @@ Default: 10,000,000 entries over 100 tenants, one of which (the first, "Big") ho
 indexes built after the load.
 
 Run:  .venv/bin/python bench/seed_entries.py [--total N] [--big N] [--tenants N]
+      .venv/bin/python bench/seed_entries.py --unpartitioned  # the table before auditlog 0005
       .venv/bin/python bench/seed_entries.py --drop      # remove the scratch database
+On the partitioned table the seeded months' partitions are created first (as
+``audit_log_partitions --from`` would), so no entry lands in DEFAULT.
 DATABASE_URL names the scratch database (default postgres://postgres@127.0.0.1:5432/bench_list);
 it is created (and migrated) when missing, and refused if it already holds entries.
 """
@@ -16,6 +19,7 @@ import json
 import os
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -31,6 +35,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
+from auditlog import partitions  # noqa: E402
 from auditlog.models import AuditLogEntry  # noqa: E402
 from auditlog.operations import OPERATIONS  # noqa: E402
 from tenants import services  # noqa: E402
@@ -111,6 +116,13 @@ def seed(total: int, big: int, tenant_count: int) -> None:
         "target_id, target_repr, story_id, inputs, outputs, changes"
     )
     started = time.monotonic()
+    if partitions.is_partitioned(connection):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT now()")
+            (now,) = cursor.fetchone()
+        oldest = now - timedelta(seconds=total * SECONDS_PER_ENTRY + 1)
+        made = partitions.create_months(oldest, now, using="default")
+        print(f"  created {len(made)} monthly partitions")
     with connection.cursor() as cursor:
         cursor.execute("SET session_replication_role = replica")  # no FK checks during the load
         cursor.execute(
@@ -170,12 +182,19 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=2_000_000)
     parser.add_argument("--tenants", type=int, default=100)
     parser.add_argument("--drop", action="store_true", help="drop the scratch database")
+    parser.add_argument(
+        "--unpartitioned",
+        action="store_true",
+        help="seed the table as it was before partitioning (for bench/convert_partitions.py)",
+    )
     args = parser.parse_args()
     if args.drop:
         drop_database()
         return
     create_database()
     call_command("migrate", verbosity=0)
+    if args.unpartitioned:
+        call_command("migrate", "auditlog", "0004", verbosity=0)
     if AuditLogEntry.objects.exists():
         sys.exit("the database already holds entries: run with --drop first")
     seed(args.total, args.big, args.tenants)
