@@ -59,8 +59,7 @@ def main() -> None:
     stop = threading.Event()
     waits: dict[str, list[float]] = {"read": [], "write": []}
     threads = [
-        threading.Thread(target=probe, args=(kind, stop, waits[kind], tenant_id))
-        for kind in waits
+        threading.Thread(target=probe, args=(kind, stop, waits[kind], tenant_id)) for kind in waits
     ]
     for thread in threads:
         thread.start()

@@ -140,9 +140,10 @@ def test_prune_drops_whole_months_but_never_an_undelivered_entry():
 
 @postgres_only
 @maintenance
-def test_a_new_destination_holds_the_whole_history_and_a_disabled_export_nothing():
+def test_a_new_destination_holds_the_whole_history_and_a_disabled_export_nothing(client):
     """A destination with no stream yet is owed every entry; switching off releases it."""
     tenant = factories.tenant("Moving")
+    client.force_login(factories.owner(tenant))
     (month,) = months(at(2018, 6))
     add(tenant, at(2018, 6, 3))
     ExportSettings.objects.create(
@@ -153,6 +154,8 @@ def test_a_new_destination_holds_the_whole_history_and_a_disabled_export_nothing
     assert candidate.held_by[0].since == at(2018, 6, 3)
     assert exists(month.name)
     assert selectors.export_status(tenant_id=tenant.pk).retention_held_since == at(2018, 6, 3)
+    page = client.get("/settings/audit-logs/export/").content.decode()
+    assert 'id="retention-hold">held back: entries since <time datetime="2018-06-03' in page
 
     ExportSettings.objects.filter(tenant=tenant).update(enabled=False)
     assert selectors.export_status(tenant_id=tenant.pk).retention_held_since is None
