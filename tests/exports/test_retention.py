@@ -277,3 +277,22 @@ def test_on_sqlite_prune_refuses_and_changes_nothing(world_a):
     assert list(AuditLogEntry.objects.order_by("id").values()) == before
     with pytest.raises(CommandError, match="not partitioned"):
         call_command("audit_log_partitions")
+
+
+@postgres_only
+@maintenance
+def test_a_month_detached_by_an_interrupted_prune_is_finished_by_the_next():
+    """A crash between the detach and the drop leaves a detached table: the next run drops it
+    and records it, even if the window no longer says so."""
+    tenant = factories.tenant("Interrupted")
+    (month,) = months(at(2014, 5))
+    add(tenant, at(2014, 5, 6), 2)
+    leftover = f"{retention.DETACHED}p2014_05"
+    with connections["maintenance"].cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {month.name}")
+        cursor.execute(f"ALTER TABLE {month.name} RENAME TO {leftover}")
+    retention.prune(now=at(2014, 6, 1))  # nothing is outside this window
+    assert not exists(leftover)
+    (entry,) = prune_entries(tenant)
+    assert entry.outputs["removed_count"] == 2
+    assert entry.outputs["partition_from"] == "2014-05-01T00:00:00+00:00"
