@@ -40,7 +40,8 @@ SLOW_CASE_BUDGET_S = 15.0  # a case that is this slow in total stops early (fewe
 def filters_for(tenant_id: int, depth: int) -> list[tuple[str, dict[str, str]]]:
     """One realistic value per filter, read from the big tenant's own newest entries."""
     newest = AuditLogEntry.objects.filter(tenant_id=tenant_id).order_by("-created_at", "-id")
-    sample = newest.values(
+    # Seeded entries (each has a user), not ones another bench wrote since.
+    sample = newest.filter(user_id__isnull=False).values(
         "operation_name", "user_id", "target_type", "target_id", "request_ip", "request_id"
     )[500]
     # ``after`` keeps the newest ``2 * depth`` entries, ``before`` all the older ones.

@@ -30,12 +30,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, first: datetime | None = None, **options: Any) -> None:
         try:
-            if first is not None:
-                made = partitions.create_months(first, timezone.now())
-                self.stdout.write(f"Created {len(made)} earlier partitions: {', '.join(made)}")
+            # DEFAULT first: a month cannot be created while DEFAULT holds entries of it.
             result = partitions.maintain()
+            made = partitions.create_months(first, timezone.now()) if first is not None else []
         except partitions.PartitionError as exc:
             raise CommandError(str(exc)) from None
+        if first is not None:
+            self.stdout.write(f"Created {len(made)} earlier partitions: {', '.join(made)}")
         moved = result["moved"]
         self.stdout.write(
             f"Moved {sum(moved.values())} entries out of DEFAULT"
