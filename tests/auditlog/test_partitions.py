@@ -183,10 +183,18 @@ def test_maintenance_moves_default_entries_into_new_months_and_reports_them(clie
 def test_maintenance_keeps_three_months_ahead_and_can_create_earlier_months():
     now = timezone.now()
     earlier = [partitions.monthly(partitions.add_months(now, -n)).name for n in (30, 29)]
+    first = partitions.add_months(partitions.month_of(now), -29)
+    # An entry already in DEFAULT for one of those months: it is moved first, not in the way.
+    stray = add(factories.tenant("Earlier").pk, first + timedelta(days=2))
+    assert table_of(stray.pk) == partitions.DEFAULT
     out = io.StringIO()
-    first = partitions.add_months(partitions.month_of(now), -30)
     call_command("audit_log_partitions", "--from", f"{first:%Y-%m}", stdout=out)
-    assert earlier[0] in out.getvalue()
+    assert table_of(stray.pk) == earlier[1]
+    assert "Moved 1 entries out of DEFAULT" in out.getvalue()
+    first = partitions.add_months(first, -1)
+    out = io.StringIO()
+    call_command("audit_log_partitions", "--from", f"{first:%Y-%m}", stdout=out)
+    assert f"Created 1 earlier partitions: {earlier[0]}" in out.getvalue()
     for month in range(partitions.MONTHS_AHEAD + 1):
         assert exists(partitions.monthly(partitions.add_months(now, month)).name)
     assert all(exists(name) for name in earlier)
