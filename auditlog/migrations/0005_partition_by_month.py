@@ -15,7 +15,7 @@ Capture goes on during the copy; writes wait only for the last moment. As the ta
    counted afterwards and must agree.
 4. The primary key ``(id, created_at)`` (PostgreSQL needs the partition key in it), the old
    table's foreign keys and indexes (by their definitions) are built on the copy, and it is
-   analyzed, still without any lock on the old table.
+   vacuumed and analyzed, still without any lock on the old table.
 5. One short transaction: ``LOCK ... IN EXCLUSIVE MODE`` (writes wait, reads go on), the
    rows ``id > S`` written meanwhile are copied, the copy's sequence is set past the old
    one's, then the swap under ACCESS EXCLUSIVE: the old table is dropped (a DROP, not a
@@ -167,7 +167,9 @@ def _build_and_swap(connection, cursor, partitioned):
             raise RuntimeError(f"unexpected definition of index {name}: {definition}")
         cursor.execute(built)
         renames.append(("INDEX", f"{BUILDING}_i{n}", name))
-    cursor.execute(f"ANALYZE {BUILDING}")
+    # Statistics, and the visibility map that lets the read path's index-only scans skip
+    # the heap (VACUUM cannot run inside a transaction: ANALYZE alone there).
+    cursor.execute(f"{'ANALYZE' if connection.in_atomic_block else 'VACUUM (ANALYZE)'} {BUILDING}")
 
     # 5. The rest and the swap: writes wait from the LOCK, reads from the DROP, to the commit.
     with transaction.atomic(using=connection.alias):
