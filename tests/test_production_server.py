@@ -123,7 +123,8 @@ def test_log_lines_are_json_with_request_tenant_and_user(transactional_db, serve
     request_id = response.headers["X-Request-ID"]
 
     deadline = time.monotonic() + 10
-    while request_id not in server.log_text() and time.monotonic() < deadline:
+    # The access line is written after the response (and after the application's line).
+    while f"request_id={request_id}" not in server.log_text() and time.monotonic() < deadline:
         time.sleep(0.1)
     text = server.log_text()
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]
