@@ -15,7 +15,8 @@ partitions. ``id`` is unique all the same: the parent's identity sequence hands 
 and nothing writes an id of its own, except the draining below, which moves existing rows
 with theirs. Django keeps ``id`` as the model's primary key field, so lookups by id (detail,
 cursor, the export's positions) and everything user-visible are unchanged. SQLite has no
-partitions: there the table stays one table and every function here does nothing.
+partitions: there the table stays one table, the readiness check reports nothing and the
+maintenance functions refuse (``PartitionError``; the daily task logs it and returns).
 
 Append-only on every partition
 ------------------------------
