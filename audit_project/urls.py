@@ -1,6 +1,7 @@
 """Top-level URLs."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from tenants.admin import site as tenant_admin_site
 
@@ -10,6 +11,15 @@ urlpatterns = [
     path("api/v1/", include("exports.api_urls")),
     path("api/v1/", include("auditlog.api_urls")),
     path("api/v1/", include("tenants.api_urls")),
+    # One OpenAPI schema of every API above (audit_project/openapi.py), and its docs.
+    re_path(r"^api/v1/schema/?$", SpectacularAPIView.as_view(), name="audit-api-schema"),
+    re_path(
+        r"^api/v1/docs/?$",
+        SpectacularSwaggerView.as_view(
+            url_name="audit-api-schema", template_name="auditlog/swagger_ui.html"
+        ),
+        name="audit-api-docs",
+    ),
     path("settings/", include("exports.urls")),
     path("settings/", include("auditlog.urls")),
     path("", include("tenants.urls")),

@@ -11,7 +11,12 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
@@ -19,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from .context import ACTOR_TYPES
 from .exceptions import InvalidParameters, exception_handler
 from .filters import AuditLogEntryFilterSet
 from .operations import OPERATIONS
@@ -44,27 +50,51 @@ COUNT_DOCS = (
     f"rather than counting pages."
 )
 
+
+@extend_schema_field(
+    {
+        "anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}],
+        "nullable": True,
+        "description": "The client's IPv4 or IPv6 address (null when unknown).",
+    }
+)
+class IpAddressField(serializers.CharField):
+    """An entry's ``request_ip``: IPv4 or IPv6 (DRF's own field documents neither)."""
+
+
 ENTRY_SCHEMA = inline_serializer(
     "AuditLogEntry",
     {
         "id": serializers.IntegerField(),
         "created_at": serializers.DateTimeField(help_text="RFC 3339, UTC, with Z"),
         "updated_at": serializers.DateTimeField(help_text="Always equal to created_at"),
-        "operation_name": serializers.CharField(),
-        "inputs": serializers.JSONField(allow_null=True),
+        "operation_name": serializers.CharField(help_text="A name of the operation catalog"),
+        "inputs": serializers.JSONField(allow_null=True, help_text="What was asked, redacted"),
         "outputs": serializers.JSONField(),
-        "request_ip": serializers.IPAddressField(allow_null=True),
+        "request_ip": IpAddressField(allow_null=True),
         "request_user_agent": serializers.CharField(),
         "tenant_id": serializers.IntegerField(),
         "user_id": serializers.IntegerField(allow_null=True),
         "user_email": serializers.CharField(),
         "user_name": serializers.CharField(),
         "story_id": serializers.IntegerField(allow_null=True),
-        "target": serializers.JSONField(help_text="{type, id, name}"),
-        "changes": serializers.JSONField(help_text="{field: [before, after]}, redacted"),
+        "target": inline_serializer(
+            "AuditLogTarget",
+            {
+                "type": serializers.CharField(),
+                "id": serializers.CharField(help_text="The target's id, as a string"),
+                "name": serializers.CharField(),
+            },
+        ),
+        "changes": serializers.DictField(help_text="{field: [before, after]}, redacted"),
         "request_id": serializers.CharField(),
-        "actor_type": serializers.CharField(),
-        "api_key": serializers.JSONField(allow_null=True, help_text="{id, name} or null"),
+        "actor_type": serializers.ChoiceField(choices=ACTOR_TYPES),
+        "api_key": inline_serializer(
+            "AuditLogApiKey",
+            {"id": serializers.IntegerField(), "name": serializers.CharField()},
+            allow_null=True,
+            help_text="The API key the actor used, or null",
+        ),
     },
 )
 
