@@ -344,7 +344,11 @@ class StoryViewSet(TeamScopedViewSet):
             return Response(status=status.HTTP_204_NO_CONTENT)
         serializer = StoryVersionSerializer(version, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        version = services.story_version_rename(version=version, **serializer.validated_data)
+        # A PATCH without a name changes nothing (the service needs the new name).
+        if "name" in serializer.validated_data:
+            version = services.story_version_rename(
+                version=version, name=serializer.validated_data["name"]
+            )
         return Response(StoryVersionSerializer(version).data)
 
 
@@ -417,7 +421,8 @@ class ApiKeyViewSet(ServiceViewSet):
         fixed = sorted(set(data) - {"name"})
         if fixed:
             raise exceptions.ValidationError(dict.fromkeys(fixed, "Only the name can change."))
-        return services.api_key_rename(api_key=instance, **data)
+        # A PATCH without a name changes nothing (the service needs the new name).
+        return services.api_key_rename(api_key=instance, **data) if data else instance
 
     def delete_object(self, instance: ApiKey) -> None:
         services.api_key_revoke(api_key=instance)

@@ -517,6 +517,8 @@ def test_story_versions(member, story):
         target_id=entry.target_id,
     )
     assert renamed.changes == {"name": ["v1", "v1 final"]}
+    unchanged, entries = member.call("patch", version_url, {})
+    assert (unchanged.json()["name"], entries) == ("v1 final", [])
     member.expect(
         "StoryVersionDeletion",
         "delete",
@@ -574,6 +576,8 @@ def test_personal_key_lifecycle(member):
         "AuthenticationTokenEdit", "patch", url, {"name": "CI runner"}, target_type="api_key"
     )
     assert entry.changes == {"name": ["CI", "CI runner"]}
+    unchanged, entries = member.call("patch", url, {})
+    assert (unchanged.json()["name"], entries) == ("CI runner", [])
     assert_refused(member, "patch", url, {"kind": "service"}, 400, "kind")
     _, entry = member.expect(
         "AuthenticationTokenDeletion", "delete", url, target_type="api_key", target_id=key_id
