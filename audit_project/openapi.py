@@ -26,6 +26,8 @@ from rest_framework import serializers
 
 from auditlog.apis import ERRORS_SCHEMA
 
+# Ids count from 1 (a route like ``members/(?P<user_id>\d+)`` matches no sign).
+ID = {"type": "integer", "minimum": 1}
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 DETAIL_SCHEMA = inline_serializer("Detail", {"detail": serializers.CharField()})
@@ -93,7 +95,7 @@ class ApiSchema(AutoSchema):
         return [
             *declared,
             *(
-                OpenApiParameter(name, int, OpenApiParameter.PATH, description=id_description(name))
+                OpenApiParameter(name, ID, OpenApiParameter.PATH, description=id_description(name))
                 for name in re.findall(r"{(\w+)}", self.path)
                 if name not in named
             ),
