@@ -1,6 +1,8 @@
 """Top-level URLs."""
 
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path, re_path
+from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from tenants.admin import site as tenant_admin_site
@@ -24,3 +26,14 @@ urlpatterns = [
     path("settings/", include("auditlog.urls")),
     path("", include("tenants.urls")),
 ]
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """An unknown URL under ``/api/`` is a JSON 404, as every other answer of the APIs is
+    (``/api/v1/teams/1.5/`` matches no route); elsewhere, Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)
+
+
+handler404 = not_found

@@ -736,3 +736,18 @@ def test_domain_api_is_limited_per_key_with_retry_after(api, world_a, limited):
 def test_domain_api_is_limited_for_session_users(client, world_a, limited):
     client.force_login(world_a.owner)
     assert [client.get("/api/v1/stories/").status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+@pytest.mark.parametrize(
+    "path", ["teams/1.5/", "teams/-1/members/-2/", "stories/1/versions/false/", "nothing/"]
+)
+def test_unknown_api_urls_are_json_404s(owner, path):
+    response, _ = owner.call("get", path, status=404)
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_unknown_pages_keep_djangos_404_page(client, db):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
