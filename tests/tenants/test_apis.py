@@ -473,6 +473,14 @@ def test_create_story(world_a, member):
     assert entry.inputs["inputs"]["name"] == "New"
 
 
+def test_create_a_disabled_locked_story(world_a, member):
+    body = {"team": world_a.team.pk, "name": "Paused", "enabled": False, "locked": True}
+    response, _ = member.expect("StoryCreation", "post", "stories/", body, target_type="story")
+    assert (response.json()["enabled"], response.json()["locked"]) == (False, True)
+    story = Story.objects.get(pk=response.json()["id"])
+    assert (story.enabled, story.locked) == (False, True)
+
+
 def test_story_movement(world_a, member, owner, story):
     other = factories.team(world_a.tenant, "Elsewhere")
     url = f"stories/{story.pk}/"
