@@ -13,6 +13,8 @@ things are added here, for every endpoint at once, so that no view can forget th
   where a path names an object, and on paginated lists (a page past the last one).
 - **Ids are integers.** Routers match any ``{id}`` segment (a non-number is a JSON 404, not
   an HTML one), so the type comes from here rather than from the route.
+- **Error headers.** Every 401 carries ``WWW-Authenticate`` and every 429 ``Retry-After``,
+  in every API (the audit log's own responses included).
 - **Canonical paths.** A route with an optional trailing slash (``audit_logs/?``) is
   documented without it, as the Tines API spells its paths.
 """
@@ -56,16 +58,19 @@ ERROR_DESCRIPTIONS = {
 }
 LIST_404 = "A page number that is not a page of the list (`page` counts from 1)."
 
-HEADERS = {
-    401: {
+# Headers DRF sends with every 401 and 429, whichever API answers.
+ERROR_HEADERS = {
+    "401": {
         "WWW-Authenticate": {
             "schema": {"type": "string"},
+            "required": True,
             "description": "`Bearer`: how to authenticate.",
         }
     },
-    429: {
+    "429": {
         "Retry-After": {
             "schema": {"type": "integer"},
+            "required": True,
             "description": "Seconds until the rate limit's window ends.",
         }
     },
@@ -78,6 +83,16 @@ def canonical_paths(endpoints: list[tuple]) -> list[tuple]:
         (path.rstrip("/") if regex.endswith("/?$") else path, regex, method, callback)
         for path, regex, method, callback in endpoints
     ]
+
+
+def error_headers(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Postprocessing hook: every API's 401 and 429 say which header comes with them."""
+    for operations in result["paths"].values():
+        for operation in operations.values():
+            for code, headers in ERROR_HEADERS.items():
+                if code in operation.get("responses", {}):
+                    operation["responses"][code]["headers"] = headers
+    return result
 
 
 def id_description(name: str) -> str:
@@ -132,6 +147,4 @@ class ApiSchema(AutoSchema):
             responses[str(code)] = self._get_response_for_code(
                 response, str(code), direction=direction
             )
-            if code in HEADERS:
-                responses[str(code)]["headers"] = HEADERS[code]
         return responses

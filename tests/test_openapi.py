@@ -1,11 +1,11 @@
-"""The OpenAPI schema against the live API: a schema-driven fuzzer (schemathesis).
+"""The OpenAPI schema of every API: what it documents, and the live API measured against it.
 
-The server runs for real (``live_server``, a thread serving HTTP on a free port) and the
-schema is the one it serves at ``/api/v1/schema``. Every operation in it gets a bounded
-number of generated requests with an auditor's key (``AUDIT_LOG_READ``, a viewer of the
-team, not an owner), then as many with an owner's. Each response must be no server error,
-and its status code, content type, headers and body must be ones the schema documents for
-that operation.
+The fuzzer (schemathesis) runs against the real server (``live_server``: a thread serving
+HTTP on a free port) and the schema it serves at ``/api/v1/schema``. Every operation in it
+gets a bounded number of generated requests with an auditor's key (``AUDIT_LOG_READ``, a
+viewer of the team, not an owner), then as many with an owner's. No response may be a
+server error, and its status code, content type, headers and body must be ones the schema
+documents for that operation.
 
 - Each operation gets a tenant of its own, so the writes of one (a deleted team) never
   change what the next finds. The auditor goes first: it can change next to nothing.
@@ -13,9 +13,12 @@ that operation.
   field); half of them name the tenant's real objects in their path and body, the other
   half generated ids (nearly always none of the tenant's: 404, or a 400 naming the field).
 - Writes go through the normal services and are audited like any other; each key is new,
-  so its requests stay far below the rate limits (no setting is changed for this test).
+  so its requests stay far below the rate limits (no setting is changed for the fuzzer).
 - The generation is derandomized: the suite sends the same requests every run.
   ``OPENAPI_FUZZ_EXAMPLES=200 OPENAPI_FUZZ_RANDOM=1`` explores further, with new examples.
+
+The errors the fuzzer cannot provoke (413, 415, 429, a missing key) are sent on purpose
+and checked against the schema the same way.
 """
 
 import os
@@ -26,6 +29,8 @@ import hypothesis
 import pytest
 import requests
 import schemathesis
+from django.conf import settings as django_settings
+from django.core.management import call_command
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -84,13 +89,8 @@ def fuzzed_tenant() -> FuzzedTenant:
     version = services.story_version_create(story=story, name="v1")
     page = services.page_create(story=story, name="Fuzzed")
     member_key, _ = services.api_key_create(user=member, name="member key")
-    keys = {
-        who: services.api_key_create(user=user, name=f"{who} key")[1]
-        for who, user in (
-            ("owner", owner),
-            ("auditor", auditor),
-        )
-    }
+    people = {"owner": owner, "auditor": auditor, "member": member}
+    keys = {who: services.api_key_create(user=u, name=f"{who} key")[1] for who, u in people.items()}
     entry = AuditLogEntry.objects.filter(tenant=tenant).order_by("-id").first()
     return FuzzedTenant(
         keys=keys,
@@ -167,3 +167,153 @@ def test_every_operation_answers_as_the_schema_says(live_server, s3_server):  # 
             if failure:
                 failures[f"{operation.label} with the {who}'s key"] = failure
     assert not failures, "\n\n".join(f"{label}\n{text}" for label, text in failures.items())
+
+
+# --- what the schema documents ----------------------------------------------------------
+
+TAGS = {
+    "audit_logs",
+    "export_settings",
+    "users",
+    "teams",
+    "credentials",
+    "resources",
+    "stories",
+    "pages",
+    "api_keys",
+    "tenant",
+}
+UNSAFE = {"post", "put", "patch", "delete"}
+
+
+def served(client) -> dict:
+    response = client.get("/api/v1/schema", {"format": "json"})
+    assert response.status_code == 200
+    return response.json()
+
+
+def operations_of(schema: dict):
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            yield path, method, operation
+
+
+def test_schema_generates_without_a_warning(db, tmp_path):
+    """drf-spectacular leaves out, with only a warning, a view it cannot read."""
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", tmp_path / "s.yaml")
+
+
+def test_every_operation_is_tagged_and_documents_its_errors(client, db):
+    schema = served(client)
+    assert {tag["name"] for tag in schema["tags"]} == TAGS
+    for path, method, operation in operations_of(schema):
+        label = f"{method.upper()} {path}"
+        assert len(operation["tags"]) == 1, label
+        (tag,) = operation["tags"]
+        assert tag in TAGS, label
+        responses = operation["responses"]
+        expected = {"401", "403", "429"}
+        if method in UNSAFE:
+            expected |= {"400", "413"}
+        if "{" in path:
+            expected.add("404")
+        assert expected <= set(responses), label
+        body = "Errors" if tag == "audit_logs" else "Detail"
+        for code in ("401", "403", "429"):
+            ref = responses[code]["content"]["application/json"]["schema"]["$ref"]
+            assert ref == f"#/components/schemas/{body}", label
+        if "413" in responses:
+            ref = responses["413"]["content"]["application/json"]["schema"]["$ref"]
+            assert ref == "#/components/schemas/Errors", label
+        assert responses["401"]["headers"]["WWW-Authenticate"]["required"] is True
+        assert responses["429"]["headers"]["Retry-After"]["required"] is True
+
+
+def test_secrets_are_write_only_in_the_schema(client, db):
+    components = served(client)["components"]["schemas"]
+
+    def holding(field: str) -> set[str]:
+        return {name for name, c in components.items() if field in c.get("properties", {})}
+
+    # In requests only, write-only: a credential's value, an invited user's password.
+    assert holding("password") == {"UserInviteRequest"}
+    assert components["UserInviteRequest"]["properties"]["password"]["writeOnly"] is True
+    credential_values = {n for n in holding("value") if "Credential" in n}
+    assert credential_values == {"CredentialRequest", "PatchedCredentialRequest"}
+    for name in credential_values:
+        assert components[name]["properties"]["value"]["writeOnly"] is True
+    # The raw API key: only in the response that creates it; its hash nowhere.
+    assert holding("key") == {"ApiKeyCreated"}
+    assert holding("key_hash") == set()
+
+
+def test_request_ip_is_ipv4_or_ipv6(client, db):
+    entry = served(client)["components"]["schemas"]["AuditLogEntry"]["properties"]
+    formats = [option["format"] for option in entry["request_ip"]["anyOf"]]
+    assert (formats, entry["request_ip"]["nullable"]) == (["ipv4", "ipv6"], True)
+
+
+# --- errors the fuzzer cannot provoke, answered as documented ---------------------------
+
+EXPORT = "/api/v1/audit_logs/export_settings"
+JSON = {"Content-Type": "application/json"}
+
+
+def errors_on_purpose(ids: dict) -> list[tuple]:
+    """(key, method, documented path, path sent, request arguments, status it answers)."""
+    team = f"/api/v1/teams/{ids['teams']['id']}/"
+    far = "1099511627776"
+    big = "x" * (django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+    return [
+        (None, "GET", "/api/v1/teams/", "/api/v1/teams/", {}, 401),
+        ("unknown", "GET", "/api/v1/teams/", "/api/v1/teams/", {}, 401),
+        (None, "GET", "/api/v1/audit_logs", "/api/v1/audit_logs", {}, 401),
+        ("auditor", "GET", "/api/v1/users/", "/api/v1/users/", {}, 403),
+        ("auditor", "PATCH", "/api/v1/teams/{id}/", team, {"json": {"name": "x"}}, 403),
+        ("member", "GET", "/api/v1/audit_logs", "/api/v1/audit_logs", {}, 403),
+        ("auditor", "PUT", EXPORT, EXPORT, {"json": {}}, 403),
+        ("owner", "GET", "/api/v1/teams/{id}/", f"/api/v1/teams/{far}/", {}, 404),
+        ("owner", "GET", "/api/v1/teams/", "/api/v1/teams/", {"params": {"page": 9}}, 404),
+        ("owner", "GET", "/api/v1/audit_logs/{entry_id}", f"/api/v1/audit_logs/{far}", {}, 404),
+        ("owner", "POST", "/api/v1/teams/", "/api/v1/teams/", {"json": {}}, 400),
+        ("owner", "POST", "/api/v1/teams/", "/api/v1/teams/", {"data": "{", "headers": JSON}, 400),
+        ("owner", "PUT", EXPORT, EXPORT, {"json": {"aws_secret_access_key": "x"}}, 400),
+        (
+            "owner",
+            "GET",
+            "/api/v1/audit_logs",
+            "/api/v1/audit_logs",
+            {"params": {"page": "x"}},
+            400,
+        ),
+        ("owner", "POST", "/api/v1/teams/", "/api/v1/teams/", {"json": {"name": big}}, 413),
+        ("owner", "PUT", EXPORT, EXPORT, {"json": {"prefix": big}}, 413),
+        ("owner", "POST", "/api/v1/teams/", "/api/v1/teams/", {"data": "x", "headers": {}}, 415),
+    ]
+
+
+def test_errors_are_answered_as_documented(live_server, settings):
+    tenant = fuzzed_tenant()
+    tenant.keys["unknown"] = "tak_not-a-key"
+    schema = schemathesis.openapi.from_url(f"{live_server.url}/api/v1/schema?format=json")
+    for who, method, documented, path, kwargs, status in errors_on_purpose(tenant.path_ids):
+        headers = {"Authorization": f"Bearer {tenant.keys[who]}"} if who else {}
+        headers.update(kwargs.pop("headers", {}))
+        if status == 415:
+            headers["Content-Type"] = "text/plain"
+        response = requests.request(
+            method, live_server.url + path, headers=headers, timeout=30, **kwargs
+        )
+        assert response.status_code == status, (method, path, response.text[:300])
+        assert response.headers["Content-Type"] == "application/json"
+        schema[documented][method].validate_response(response)
+
+    # Over the rate limits: 429 with Retry-After, in each API's own error format.
+    settings.DOMAIN_API_RATE = settings.AUDIT_LOG_API_RATE = "1/min"
+    headers = {"Authorization": f"Bearer {tenant.keys['owner']}"}
+    for path in ("/api/v1/teams/", "/api/v1/audit_logs"):
+        for _ in range(2):
+            response = requests.get(live_server.url + path, headers=headers, timeout=30)
+        assert response.status_code == 429
+        assert int(response.headers["Retry-After"]) >= 1
+        schema[path]["GET"].validate_response(response)

@@ -230,6 +230,10 @@ SPECTACULAR_SETTINGS = {
     # value, a password) appear in requests only, read-only ones in responses only.
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["audit_project.openapi.canonical_paths"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "audit_project.openapi.error_headers",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "TenantRoleEnum": "tenants.models.User.Role",
         "TeamRoleEnum": "tenants.models.Membership.Role",
