@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import manifests
+from . import aws, manifests
 from .connection import export_connection_test
 from .permissions import IsExportConfigurator
 from .serializers import ExportSettingsSerializer
@@ -30,9 +30,7 @@ CONNECTION_TEST_SCHEMA = inline_serializer(
         "steps": inline_serializer(
             "ExportConnectionTestStep",
             {
-                "step": serializers.ChoiceField(
-                    choices=["assume_role", "assume_role_without_external_id", "put_object"]
-                ),
+                "step": serializers.ChoiceField(choices=list(aws.STEP_WORDS)),
                 "description": serializers.CharField(),
                 "ok": serializers.BooleanField(),
                 "code": serializers.CharField(allow_null=True, help_text="AWS's error code."),

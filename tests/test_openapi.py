@@ -104,7 +104,13 @@ def fuzzed_tenant() -> FuzzedTenant:
             "api_keys": {"id": member_key.pk},
             "audit_logs": {"entry_id": entry.pk},
         },
-        body_ids={"team": team.pk, "shared_with_teams": [team.pk], "story": story.pk},
+        # The owner is in no team: adding them as a member can succeed.
+        body_ids={
+            "team": team.pk,
+            "shared_with_teams": [team.pk],
+            "story": story.pk,
+            "user": owner.pk,
+        },
     )
 
 
