@@ -2,8 +2,10 @@
 
 from django.conf import settings
 from django.db import models
+from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from .context import ACTOR_TYPES, REQUEST_ID_LENGTH, USER_AGENT_LENGTH
+from .operations import DESCRIBING_FIELDS, describe
 
 
 class AppendOnlyError(Exception):
@@ -24,6 +26,22 @@ class AuditLogEntryQuerySet(models.QuerySet):
 
     def update_or_create(self, *args, **kwargs):
         raise AppendOnlyError("audit log entries are append-only")
+
+    def describable(self):
+        """Say, per entry, whether ``changes`` holds each field that can change a description.
+
+        Lists defer ``changes`` (it can be large); these flags are all a description needs.
+        """
+        return self.annotate(
+            **{
+                _changed(field): ExpressionWrapper(Q(changes__has_key=field), BooleanField())
+                for field in DESCRIBING_FIELDS
+            }
+        )
+
+
+def _changed(field: str) -> str:
+    return f"changes_has_{field}"
 
 
 class AuditLogEntry(models.Model):
@@ -94,3 +112,13 @@ class AuditLogEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("audit log entries are append-only")
+
+    @property
+    def description(self) -> str:
+        """What this entry did, in words (the catalog's, refined by the fields it changed)."""
+        if "changes" in self.get_deferred_fields():
+            # A list: the flags of ``describable()`` stand in for the deferred document.
+            changed = {f for f in DESCRIBING_FIELDS if getattr(self, _changed(f), False)}
+        else:
+            changed = set(self.changes or {})
+        return describe(self.operation_name, changed)
