@@ -121,16 +121,23 @@ class AuditLogEntryAdmin(admin.ModelAdmin):
         target's name, any case, or an exact request id or target id.
 
         Each alternative is a range of an index led by the tenant (``UPPER(…) LIKE 'X%'``
-        on ``text_pattern_ops`` expression indexes in PostgreSQL), so a search never reads
-        the log row by row.
+        on ``text_pattern_ops`` expression indexes in PostgreSQL). Up to ``COUNT_CAP``
+        matches are then listed by id: sorting them by time reads only them, whereas walking
+        the time index in search of rare matches (the plan a ``LIMIT`` tempts PostgreSQL
+        into) could read the tenant's whole log. More matches than that are common enough
+        for the time index to meet the newest of them quickly.
         """
         term = search_term.strip()[:254]
         if not term or "\x00" in term:
             return queryset, False
-        matches = Q(user_email__istartswith=term) | Q(target_repr__istartswith=term)
+        condition = Q(user_email__istartswith=term) | Q(target_repr__istartswith=term)
         if len(term) <= TEXT_LENGTH:
-            matches |= Q(request_id=term) | Q(target_id=term)
-        return queryset.filter(matches), False
+            condition |= Q(request_id=term) | Q(target_id=term)
+        matches = queryset.filter(condition)
+        found = list(matches.order_by().values_list("pk", flat=True)[: COUNT_CAP + 1])
+        if len(found) <= COUNT_CAP:
+            return queryset.filter(pk__in=found), False
+        return matches, False
 
     @admin.display(description="time", ordering="-created_at")
     def time(self, entry: AuditLogEntry) -> str:

@@ -99,6 +99,17 @@ class AuditLogEntry(models.Model):
             models.Index(fields=["tenant", "target_id"], name="auditlog_tenant_tid"),
             models.Index(fields=["tenant", "request_ip", "-created_at"], name="auditlog_tenant_ip"),
             models.Index(fields=["tenant", "request_id"], name="auditlog_tenant_request"),
+            # The actor filters (``actor_type``; ``api_key_id``, set only on API-key entries).
+            models.Index(
+                fields=["tenant", "actor_type", "-created_at"], name="auditlog_tenant_actor"
+            ),
+            models.Index(
+                fields=["tenant", "api_key_id", "-created_at"],
+                name="auditlog_tenant_key",
+                condition=Q(api_key_id__isnull=False),
+            ),
+            # The admin console's search also has two expression indexes, made per database
+            # by migration 0005 (``text_pattern_ops`` exists in PostgreSQL only).
         ]
 
     def __str__(self) -> str:

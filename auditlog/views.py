@@ -23,7 +23,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from . import downloads, names
-from .activity import activity
+from .activity import DEFAULT_SPAN, TooLong, activity
 from .filters import ACTOR_TYPE_CHOICES, RANGE_CHOICES, AuditLogEntryFilterSet
 from .models import AuditLogEntry
 from .operations import OPERATIONS, TARGET_TYPES
