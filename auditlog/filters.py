@@ -137,13 +137,10 @@ def operation_choices() -> list[tuple[str, list[tuple[str, str]]]]:
 
 
 class TargetTypeFilter(django_filters.Filter):
-    """A target type of the catalog, whatever its case (stored types are lower case, so the
-    lower-cased value is an exact match on the ``(tenant, target_type, …)`` index)."""
+    """A target type of the catalog, whatever its case: the FilterSet lower-cases the value
+    and stored types are lower case, so it is an exact match on ``(tenant, target_type, …)``."""
 
     field_class = LenientChoiceField
-
-    def filter(self, qs: QuerySet, value: str) -> QuerySet:
-        return qs.filter(target_type=value.lower()) if value else qs
 
 
 class AuditLogFilterForm(forms.Form):
@@ -247,6 +244,9 @@ class AuditLogEntryFilterSet(django_filters.FilterSet):
                 bracketed = data.getlist(f"{name}[]") if hasattr(data, "getlist") else []
                 if bracketed:
                     data.setlist(name, data.getlist(name) + bracketed)
+            # Any case names the same target type, and the form shows it as chosen.
+            if isinstance(data.get("target_type"), str):
+                data["target_type"] = data["target_type"].lower()
         self.naive_zone = naive_zone
         super().__init__(data, *args, **kwargs)
 

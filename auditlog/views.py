@@ -325,19 +325,21 @@ def audit_log_list(request: HttpRequest) -> HttpResponse:
     zone = viewer_timezone(request)
     count, capped = capped_count(filterset.qs)
     bar_filters = filter_pairs(request, leave_out=TIME_PARAMS)
+
+    def bar_link(after: datetime, before: datetime) -> str:
+        return "?" + urlencode(
+            [*bar_filters, ("after", rfc3339(after)), ("before", rfc3339(before))]
+        )
+
+    try:
+        chart = activity(filterset.qs, filterset.form.cleaned_data, zone, timezone.now(), bar_link)
+    except TooLong:
+        chart, context["chart_too_long"] = None, True
     context.update(
         summary=summary_line(count, capped, bool(filters)),
         chips=filter_chips(request, filterset, zone),
-        chart=activity(
-            filterset.qs,
-            filterset.form.cleaned_data,
-            zone,
-            timezone.now(),
-            link=lambda after, before: (
-                "?"
-                + urlencode([*bar_filters, ("after", rfc3339(after)), ("before", rfc3339(before))])
-            ),
-        ),
+        chart=chart,
+        default_span_days=DEFAULT_SPAN.days,
         # The list's own query string: the detail's back link returns to this very page.
         detail_query=urlencode(
             [(k, v) for k, values in request.GET.lists() for v in values if v != ""]
