@@ -85,7 +85,7 @@ class CappedPaginator(Paginator):
 class AuditLogEntryAdmin(admin.ModelAdmin):
     """Entries of the signed-in user's tenant; nothing can be added, changed or deleted."""
 
-    list_display = ("time", "operation", "actor", "target", "request_ip")
+    list_display = ("time", "operation", "actor", "target", "ip_address")
     list_display_links = ("time",)
     list_filter = (RangeFilter, OperationFilter, UserFilter)
     # The search itself is ``get_search_results``; a field here shows the box.
@@ -97,6 +97,9 @@ class AuditLogEntryAdmin(admin.ModelAdmin):
     # Facet counts would COUNT(*) the whole log once per filter choice.
     show_facets = admin.ShowFacets.NEVER
     list_select_related = False
+
+    class Media:
+        css = {"all": ("css/admin_auditlog.css",)}
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         request.audit_log_filters = request.GET.copy()
@@ -142,7 +145,7 @@ class AuditLogEntryAdmin(admin.ModelAdmin):
     @admin.display(description="time", ordering="-created_at")
     def time(self, entry: AuditLogEntry) -> str:
         local = timezone.localtime(entry.created_at)
-        return f"{local:%Y-%m-%d %H:%M:%S} {local:%Z}"
+        return format_html("{}<br>{}", f"{local:%Y-%m-%d}", f"{local:%H:%M:%S %Z}")
 
     @admin.display(description="operation")
     def operation(self, entry: AuditLogEntry) -> str:
@@ -154,8 +157,16 @@ class AuditLogEntryAdmin(admin.ModelAdmin):
     def actor(self, entry: AuditLogEntry) -> str:
         if not entry.user_email:
             return entry.actor_type
-        key = f" with key {entry.api_key_name}" if entry.api_key_id else ""
-        return f"{entry.user_email}{key}"
+        # An email may break before its @ rather than overflow the column.
+        local, at, domain = entry.user_email.partition("@")
+        email = format_html("{}<wbr>{}{}", local, at, domain)
+        if entry.api_key_id:
+            return format_html('{}<br><span class="quiet">key {}</span>', email, entry.api_key_name)
+        return email
+
+    @admin.display(description="IP address")
+    def ip_address(self, entry: AuditLogEntry) -> str:
+        return entry.request_ip or "—"
 
     @admin.display(description="target")
     def target(self, entry: AuditLogEntry) -> str:
