@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
 from django.conf import settings
-from django.db import OperationalError, connections, transaction
+from django.db import OperationalError
 from django.db.models import Count, QuerySet
 from django.db.models.functions import Trunc
 
 from .filters import RANGE_PRESETS
 from .operations import CATEGORIES, OPERATIONS
+from .pgsettings import local_settings
 
 MAX_BARS = 72
 DEFAULT_SPAN = timedelta(days=7)
@@ -83,24 +84,14 @@ class TooLong(Exception):
 def time_limit(alias: str, milliseconds: int) -> Iterator[None]:
     """Run a block of queries for at most ``milliseconds`` (PostgreSQL), else ``TooLong``.
 
-    ``SET LOCAL`` outlives the savepoint it is set in once that is released, so the
-    previous limit is put back; a cancelled statement rolls the savepoint (and the
-    setting) back, and the rest of the request's transaction is untouched.
+    The request's transaction goes on: the cancelled statement only rolls back its block.
     """
-    connection = connections[alias]
-    if connection.vendor != "postgresql" or milliseconds <= 0:
+    if milliseconds <= 0:
         yield
         return
     try:
-        with transaction.atomic(using=alias), connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT current_setting('statement_timeout'), "
-                "set_config('statement_timeout', %s, true)",
-                [f"{milliseconds}ms"],
-            )
-            previous = cursor.fetchone()[0]
+        with local_settings(alias, statement_timeout=f"{milliseconds}ms"):
             yield
-            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
     except OperationalError as error:
         if getattr(error.__cause__, "sqlstate", None) == "57014":  # query_canceled
             raise TooLong from error

@@ -24,6 +24,7 @@ from django.utils.html import format_html
 from .filters import RANGE_CHOICES, TEXT_LENGTH, AuditLogEntryFilterSet, operation_choices
 from .models import AuditLogEntry
 from .pagination import COUNT_CAP, capped_count
+from .pgsettings import local_settings
 from .selectors import audit_log_entries_for
 from .views import viewer_timezone
 
@@ -74,11 +75,18 @@ class UserFilter(_ShownByFilterSet):
 
 
 class CappedPaginator(Paginator):
-    """Pages whose count stops at ``COUNT_CAP``, as the API's does: never a full COUNT(*)."""
+    """Pages whose count stops at ``COUNT_CAP``, as the API's does: never a full COUNT(*).
+
+    ``known``: a count the search has already established, so it is not counted twice.
+    """
+
+    def __init__(self, *args: Any, known: tuple[int, bool] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.known = known
 
     @cached_property
     def count(self) -> int:
-        counted, self.count_is_capped = capped_count(self.object_list)
+        counted, self.count_is_capped = self.known or capped_count(self.object_list)
         return counted
 
 
@@ -137,10 +145,19 @@ class AuditLogEntryAdmin(admin.ModelAdmin):
         if len(term) <= TEXT_LENGTH:
             condition |= Q(request_id=term) | Q(target_id=term)
         matches = queryset.filter(condition)
-        found = list(matches.order_by().values_list("pk", flat=True)[: COUNT_CAP + 1])
+        with local_settings(matches.db, enable_seqscan="off"):
+            found = list(matches.order_by().values_list("pk", flat=True)[: COUNT_CAP + 1])
         if len(found) <= COUNT_CAP:
             return queryset.filter(pk__in=found), False
+        request.audit_log_count = (COUNT_CAP, True)
         return matches, False
+
+    def get_paginator(
+        self, request: HttpRequest, queryset: QuerySet, per_page: int, *args: Any, **kwargs: Any
+    ) -> CappedPaginator:
+        return CappedPaginator(
+            queryset, per_page, *args, known=getattr(request, "audit_log_count", None), **kwargs
+        )
 
     @admin.display(description="time", ordering="-created_at")
     def time(self, entry: AuditLogEntry) -> str:
