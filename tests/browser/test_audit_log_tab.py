@@ -307,7 +307,9 @@ def sign_in(page, url: str, user) -> None:
 
 
 def test_a_click_on_a_chart_bar_narrows_the_list_to_it(tenant_log, live_server):
-    _tenant, reader, recent = tenant_log
+    tenant, reader, recent = tenant_log
+    long_name = "Maximiliana Bartholomew-Featherstonehaugh of the Incident Response Rota"
+    services.user_update(user=factories.user(tenant), name=long_name)
     with sync_api().sync_playwright() as playwright:
         chromium = launch(playwright)
         try:
