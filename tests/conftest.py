@@ -17,6 +17,9 @@ from tenants.models import Membership
 
 from . import factories
 
+# The S3/STS stand-in's fixtures (s3_server, s3), for the export and the browser tests.
+pytest_plugins = ["tests.s3"]
+
 
 @dataclass
 class World:
