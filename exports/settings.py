@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from . import aws, selectors
 from .models import ExportSettings, new_external_id
@@ -20,12 +20,19 @@ REQUIRED_WHEN_ENABLED = ("bucket", "region", "role_arn")
 
 @transaction.atomic
 def export_settings_ensure(*, tenant_id: int) -> ExportSettings:
-    """The tenant's settings, created (with a fresh External ID) on first use."""
+    """The tenant's settings, created with their defaults and a fresh External ID on first use.
+
+    Creating them is no entry (``ExportsConfig``): reading the settings changes nothing the
+    tenant configured. Two first reads at once both get the one row.
+    """
     config = selectors.export_settings_get(tenant_id=tenant_id)
     if config is None:
         config = ExportSettings(tenant_id=tenant_id)
-        config.full_clean()
-        config.save()
+        try:
+            with transaction.atomic():
+                config.save()
+        except IntegrityError:
+            config = selectors.export_settings_get(tenant_id=tenant_id)
     return config
 
 

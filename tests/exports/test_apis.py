@@ -123,11 +123,27 @@ def test_config_changes_are_audited(api, world_a, s3):
             tenant_id=world_a.tenant.pk, operation_name="AuditLogExportConfigurationChange"
         ).order_by("id")
     )
-    assert len(entries) == 3  # created (External ID generated), configured, regenerated
+    assert len(entries) == 2  # configured, regenerated (reading them first was no change)
     assert all(e.user_id == world_a.owner.pk and e.actor_type == "api_key" for e in entries)
-    assert entries[1].changes["bucket"] == ["", s3.bucket]
-    assert entries[1].changes["enabled"] == [False, True]
-    assert entries[2].changes["external_id"][0] == external_id
+    assert entries[0].changes["bucket"] == ["", s3.bucket]
+    assert entries[0].changes["enabled"] == [False, True]
+    assert entries[0].changes["prefix"] == ["", "acme"]
+    assert entries[1].changes["external_id"][0] == external_id
+
+
+def test_reading_the_settings_for_the_first_time_records_nothing(api, client, world_a):
+    tenant_entries = AuditLogEntry.objects.filter(tenant_id=world_a.tenant.pk)
+    client.login(email=world_a.owner.email, password=factories.PASSWORD)
+    before = tenant_entries.count()
+    page = client.get(reverse("audit_log_export_settings"))
+    assert page.status_code == 200
+    assert tenant_entries.count() == before
+    # The External ID is issued once, on that first read, and shown the same from then on.
+    external_id = ExportSettings.objects.get(tenant_id=world_a.tenant.pk).external_id
+    assert external_id in page.content.decode()
+    assert as_user(api, world_a).get(URL).json()["external_id"] == external_id
+    assert external_id in client.get(reverse("audit_log_export_settings")).content.decode()
+    assert not tenant_entries.filter(operation_name="AuditLogExportConfigurationChange").exists()
 
 
 def test_saving_a_role_assumable_without_external_id_is_refused(api, world_a, s3):
