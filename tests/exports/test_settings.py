@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from auditlog.models import AuditLogEntry
+from exports import selectors
 from exports.connection import export_connection_test
 from exports.models import ExportSettings
 from exports.settings import export_settings_ensure, export_settings_update
@@ -59,3 +60,19 @@ def test_creating_the_settings_is_no_entry_on_any_path_but_changing_them_is(worl
             (world_b.tenant.pk, json.dumps({"prefix": ["", "globex"]})),
         ]
     )
+
+
+def test_two_first_reads_at_once_get_the_one_row(world_a, monkeypatch):
+    """The other read inserted the row between this read's look-up and its insert."""
+    theirs = export_settings_ensure(tenant_id=world_a.tenant.pk)
+    look_up = selectors.export_settings_get
+    calls = []
+
+    def first_look_misses_it(*, tenant_id):
+        calls.append(tenant_id)
+        return None if len(calls) == 1 else look_up(tenant_id=tenant_id)
+
+    monkeypatch.setattr(selectors, "export_settings_get", first_look_misses_it)
+    mine = export_settings_ensure(tenant_id=world_a.tenant.pk)
+    assert len(calls) == 2
+    assert (mine.pk, mine.external_id) == (theirs.pk, theirs.external_id)
