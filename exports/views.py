@@ -18,6 +18,7 @@ from .forms import ExportSettingsForm
 from .permissions import can_configure_export
 from .settings import (
     EDITABLE_FIELDS,
+    export_settings_draft,
     export_settings_ensure,
     export_settings_regenerate_external_id,
     export_settings_update,
@@ -28,15 +29,25 @@ from .settings import (
 TEMPLATE = "exports/settings.html"
 
 
-def _context(request: HttpRequest, config: Any, form: ExportSettingsForm, **extra: Any) -> dict:
+def _context(
+    request: HttpRequest,
+    config: Any,
+    form: ExportSettingsForm,
+    *,
+    draft: Any = None,
+    **extra: Any,
+) -> dict:
+    # The policies follow the form once its values are valid (tested or refused on save);
+    # the status is always the saved configuration's.
+    shown = draft or config
     return {
         **settings_menu(request, "audit_logs"),
         "config": config,
         "form": form,
         "status": selectors.export_status(tenant_id=config.tenant_id),
         "batches": selectors.recent_batches(tenant_id=config.tenant_id),
-        "trust_policy": json.dumps(trust_policy(config), indent=2),
-        "permission_policy": json.dumps(permission_policy(config), indent=2),
+        "trust_policy": json.dumps(trust_policy(shown), indent=2),
+        "permission_policy": json.dumps(permission_policy(shown), indent=2),
         "public_key": manifests.public_key_b64(),
         "public_key_pem": manifests.public_key_pem(),
         **extra,
@@ -55,29 +66,41 @@ def export_settings(request: HttpRequest) -> HttpResponse:
             status=403,
         )
     config = export_settings_ensure(tenant_id=request.user.tenant_id)
-    initial = {name: getattr(config, name) for name in EDITABLE_FIELDS}
     action = request.POST.get("action") if request.method == "POST" else None
     if action == "regenerate":
         export_settings_regenerate_external_id(config=config)
         messages.success(request, "New External ID generated; update the role's trust policy.")
         return redirect("audit_log_export_settings")
-    if action == "test":
-        result = export_connection_test(config=config)
-        form = ExportSettingsForm(initial=initial)
-        return render(request, TEMPLATE, _context(request, config, form, test_result=result))
-    if action == "save":
-        form = ExportSettingsForm(request.POST)
-        if form.is_valid():
-            try:
-                export_settings_update(config=config, **form.cleaned_data)
-            except ValidationError as exc:
-                _add_errors(form, exc)
-                config.refresh_from_db()
-                return render(request, TEMPLATE, _context(request, config, form), status=400)
-            messages.success(request, "Export settings saved.")
-            return redirect("audit_log_export_settings")
-        return render(request, TEMPLATE, _context(request, config, form), status=400)
+    if action in ("save", "test"):
+        return _save_or_test(request, config, action)
+    initial = {name: getattr(config, name) for name in EDITABLE_FIELDS}
     return render(request, TEMPLATE, _context(request, config, ExportSettingsForm(initial=initial)))
+
+
+def _save_or_test(request: HttpRequest, config: Any, action: str) -> HttpResponse:
+    """Both take what the form holds: a test never saves it, and neither throws it away."""
+    form = ExportSettingsForm(request.POST)
+    draft = None
+    if form.is_valid():
+        try:
+            draft = export_settings_draft(config=config, **form.cleaned_data)
+        except ValidationError as exc:
+            _add_errors(form, exc)
+    if draft is None:
+        return render(request, TEMPLATE, _context(request, config, form), status=400)
+    if action == "test":
+        result = export_connection_test(config=draft)
+        unsaved = any(getattr(draft, name) != getattr(config, name) for name in EDITABLE_FIELDS)
+        extra = {"test_result": result, "test_unsaved": unsaved}
+        return render(request, TEMPLATE, _context(request, config, form, draft=draft, **extra))
+    try:
+        export_settings_update(config=config, **form.cleaned_data)
+    except ValidationError as exc:
+        _add_errors(form, exc)
+        config.refresh_from_db()
+        return render(request, TEMPLATE, _context(request, config, form, draft=draft), status=400)
+    messages.success(request, "Export settings saved.")
+    return redirect("audit_log_export_settings")
 
 
 def _add_errors(form: ExportSettingsForm, exc: ValidationError) -> None:

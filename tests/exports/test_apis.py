@@ -197,17 +197,9 @@ def test_settings_page_shows_form_errors_policies_and_test_result(client, world_
     assert 'id="region-error"' in bad.content.decode()
 
     role = s3.create_role(external_id=config.external_id, actions=("s3:GetObject",))
-    saved = client.post(
-        url,
-        {
-            "action": "save",
-            "enabled": "on",
-            "bucket": s3.bucket,
-            "region": s3.region,
-            "role_arn": role,
-        },
-    )
+    form = {"enabled": "on", "bucket": s3.bucket, "region": s3.region, "role_arn": role}
+    saved = client.post(url, {"action": "save", **form})
     assert saved.status_code == 302
-    tested = client.post(url, {"action": "test"})
+    tested = client.post(url, {"action": "test", **form})
     assert "Failed at writing to the bucket" in tested.content.decode()
     assert "AccessDenied" in tested.content.decode()
