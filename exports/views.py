@@ -14,6 +14,7 @@ from auditlog.views import settings_menu
 
 from . import manifests, selectors
 from .connection import export_connection_test
+from .exceptions import ExportNowRefused
 from .forms import ExportSettingsForm
 from .permissions import can_configure_export
 from .settings import (
@@ -25,8 +26,13 @@ from .settings import (
     permission_policy,
     trust_policy,
 )
+from .tasks import export_now
 
 TEMPLATE = "exports/settings.html"
+EXPORT_QUEUED = (
+    "Export queued: the worker runs it in the background, as it runs the one every 15 "
+    "minutes. Reload this page to see its objects under Recent objects."
+)
 
 
 def _context(
@@ -57,7 +63,7 @@ def _context(
 @login_required
 @require_http_methods(["GET", "POST"])
 def export_settings(request: HttpRequest) -> HttpResponse:
-    """Show and change the export settings, test the connection, regenerate the External ID."""
+    """Show and change the export settings; test them, export now, regenerate the External ID."""
     if not can_configure_export(request.user):
         return render(
             request,
@@ -70,6 +76,14 @@ def export_settings(request: HttpRequest) -> HttpResponse:
     if action == "regenerate":
         export_settings_regenerate_external_id(config=config)
         messages.success(request, "New External ID generated; update the role's trust policy.")
+        return redirect("audit_log_export_settings")
+    if action == "export":
+        try:
+            export_now(tenant_id=config.tenant_id)
+        except ExportNowRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, EXPORT_QUEUED)
         return redirect("audit_log_export_settings")
     if action in ("save", "test"):
         return _save_or_test(request, config, action)

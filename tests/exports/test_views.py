@@ -3,12 +3,17 @@
 import html
 
 import pytest
+from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from audit_project.celery import app as celery_app
 from auditlog.models import AuditLogEntry
-from exports.models import ExportSettings
+from exports import delivery, views
+from exports.models import ExportBatch, ExportSettings
 
 from .. import factories
+from .helpers import db_ids, exported_ids, verify
 
 pytestmark = pytest.mark.django_db
 
@@ -79,3 +84,78 @@ def test_a_saved_destination_shows_in_the_policy(owner, world_a, s3):
     page = owner.get(URL)
     assert f"arn:aws:s3:::{s3.bucket}/acme/*" in page.content.decode()
     assert field_value(page, "prefix") == "acme"
+
+
+@pytest.fixture
+def worker_in_process():
+    """Celery runs a queued task at once, in this process (so the test sees what it did)."""
+    conf = celery_app.conf
+    saved = conf.task_always_eager, conf.task_eager_propagates
+    conf.task_always_eager = conf.task_eager_propagates = True
+    yield
+    conf.task_always_eager, conf.task_eager_propagates = saved
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_export_now_runs_the_beat_task_and_lists_its_objects(
+    owner, world_a, s3, configure, worker_in_process
+):
+    config = configure(world_a.tenant)
+    before = owner.get(URL).content.decode()
+    assert "Nothing exported yet." in before
+    assert 'value="export"' in before
+
+    done = owner.post(URL, {"action": "export"}, follow=True)
+
+    assert done.redirect_chain == [(URL, 302)]
+    assert messages_of(done) == [views.EXPORT_QUEUED]
+    batches = ExportBatch.objects.filter(tenant_id=world_a.tenant.pk)
+    assert batches.exists()
+    text = done.content.decode()
+    for batch in batches:
+        assert f"<code>{batch.key}</code>" in text
+    ids = exported_ids(s3, config)
+    assert ids
+    assert sorted(ids) == db_ids(world_a.tenant)[: len(ids)]
+    assert verify(s3, config).ok
+
+
+def test_export_now_is_refused_while_a_run_holds_the_lease(
+    owner, world_a, s3, configure, worker_in_process
+):
+    configure(world_a.tenant)
+    token = delivery._claim(world_a.tenant.pk, timezone.now())
+    page = owner.get(URL).content.decode()
+    assert 'id="running">yes, since' in page
+
+    refused = owner.post(URL, {"action": "export"}, follow=True)
+
+    (message,) = messages_of(refused)
+    assert message.startswith("An export of this tenant is running (it started at ")
+    assert 'class="error"' in refused.content.decode()
+    assert not ExportBatch.objects.filter(tenant_id=world_a.tenant.pk).exists()
+    delivery._release(world_a.tenant.pk, token)
+    owner.post(URL, {"action": "export"})
+    assert ExportBatch.objects.filter(tenant_id=world_a.tenant.pk).exists()
+
+
+def test_export_now_is_refused_while_the_export_is_off(owner, world_a, worker_in_process):
+    assert "disabled" in owner.get(URL).content.decode().split('value="export"')[1][:20]
+    refused = owner.post(URL, {"action": "export"}, follow=True)
+    assert messages_of(refused) == ["The export is off: switch it on and save the settings first."]
+    assert not ExportBatch.objects.exists()
+
+
+def test_export_now_needs_an_owner_and_the_csrf_token(world_a, s3, configure, worker_in_process):
+    configure(world_a.tenant)
+    for user in (world_a.reader, world_a.member):
+        client = Client()
+        client.login(email=user.email, password=factories.PASSWORD)
+        assert client.post(URL, {"action": "export"}).status_code == 403
+    forged = Client(enforce_csrf_checks=True)
+    forged.login(email=world_a.owner.email, password=factories.PASSWORD)
+    assert forged.post(URL, {"action": "export"}).status_code == 403
+    assert not ExportBatch.objects.exists()
