@@ -271,5 +271,9 @@ def export_running_since(*, tenant_id: int) -> datetime | None:
 
 
 def recent_batches(*, tenant_id: int, limit: int = 20) -> list[ExportBatch]:
-    """The latest batches of a tenant, newest first."""
-    return list(ExportBatch.objects.filter(tenant_id=tenant_id).order_by("-pk")[:limit])
+    """The latest batches of a tenant, newest first, with their destination."""
+    return list(
+        ExportBatch.objects.filter(tenant_id=tenant_id)
+        .select_related("stream")
+        .order_by("-pk")[:limit]
+    )

@@ -1,4 +1,7 @@
-"""Settings → Audit logs → Export to S3 (``/settings/audit-logs/export/``), owners only."""
+"""Settings → Audit logs → Export to S3 (``/settings/audit-logs/export/``).
+
+Owners see and change everything; readers of the audit log see a read-only status.
+"""
 
 import json
 from typing import Any
@@ -16,7 +19,8 @@ from . import manifests, selectors
 from .connection import export_connection_test
 from .exceptions import ExportNowRefused
 from .forms import ExportSettingsForm
-from .permissions import can_configure_export
+from .models import ExportSettings
+from .permissions import can_configure_export, can_view_export_status
 from .settings import (
     EDITABLE_FIELDS,
     export_settings_draft,
@@ -65,6 +69,8 @@ def _context(
 def export_settings(request: HttpRequest) -> HttpResponse:
     """Show and change the export settings; test them, export now, regenerate the External ID."""
     if not can_configure_export(request.user):
+        if request.method == "GET" and can_view_export_status(request.user):
+            return _status_page(request)
         return render(
             request,
             "exports/forbidden.html",
@@ -89,6 +95,21 @@ def export_settings(request: HttpRequest) -> HttpResponse:
         return _save_or_test(request, config, action)
     initial = {name: getattr(config, name) for name in EDITABLE_FIELDS}
     return render(request, TEMPLATE, _context(request, config, ExportSettingsForm(initial=initial)))
+
+
+def _status_page(request: HttpRequest) -> HttpResponse:
+    """The read-only status; it creates nothing, not even the settings of a tenant without."""
+    tenant_id = request.user.tenant_id
+    config = selectors.export_settings_get(tenant_id=tenant_id) or ExportSettings(
+        tenant_id=tenant_id, external_id=""
+    )
+    context = {
+        **settings_menu(request, "audit_logs"),
+        "config": config,
+        "status": selectors.export_status(tenant_id=tenant_id),
+        "batches": selectors.recent_batches(tenant_id=tenant_id),
+    }
+    return render(request, "exports/status.html", context)
 
 
 def _save_or_test(request: HttpRequest, config: Any, action: str) -> HttpResponse:

@@ -7,10 +7,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from audit_project.celery import app as celery_app
 from auditlog.models import AuditLogEntry
 from exports import delivery, views
-from exports.models import ExportBatch, ExportSettings
+from exports.models import ExportBatch, ExportSettings, ExportState
 
 from .. import factories
 from .helpers import db_ids, exported_ids, verify
@@ -86,16 +85,6 @@ def test_a_saved_destination_shows_in_the_policy(owner, world_a, s3):
     assert field_value(page, "prefix") == "acme"
 
 
-@pytest.fixture
-def worker_in_process():
-    """Celery runs a queued task at once, in this process (so the test sees what it did)."""
-    conf = celery_app.conf
-    saved = conf.task_always_eager, conf.task_eager_propagates
-    conf.task_always_eager = conf.task_eager_propagates = True
-    yield
-    conf.task_always_eager, conf.task_eager_propagates = saved
-
-
 def messages_of(response) -> list[str]:
     return [str(m) for m in response.context["messages"]]
 
@@ -115,8 +104,8 @@ def test_export_now_runs_the_beat_task_and_lists_its_objects(
     batches = ExportBatch.objects.filter(tenant_id=world_a.tenant.pk)
     assert batches.exists()
     text = done.content.decode()
-    for batch in batches:
-        assert f"<code>{batch.key}</code>" in text
+    for batch in batches:  # where each object is in the bucket
+        assert f"<code>s3://{s3.bucket}/{config.prefix}/{batch.key}</code>" in text
     ids = exported_ids(s3, config)
     assert ids
     assert sorted(ids) == db_ids(world_a.tenant)[: len(ids)]
@@ -159,3 +148,37 @@ def test_export_now_needs_an_owner_and_the_csrf_token(world_a, s3, configure, wo
     forged.login(email=world_a.owner.email, password=factories.PASSWORD)
     assert forged.post(URL, {"action": "export"}).status_code == 403
     assert not ExportBatch.objects.exists()
+
+
+def test_a_reader_sees_the_status_read_only_and_nothing_of_the_role(
+    client, world_a, world_b, s3, configure
+):
+    config = configure(world_a.tenant, prefix="acme")
+    ExportState.objects.update_or_create(
+        tenant_id=world_a.tenant.pk,
+        defaults={"last_error": f"AWS refused {config.role_arn} (AccessDenied)"},
+    )
+    client.login(email=world_a.reader.email, password=factories.PASSWORD)
+
+    page = client.get(URL)
+
+    assert page.status_code == 200
+    assert page.templates[0].name == "exports/status.html"
+    text = page.content.decode()
+    assert 'id="export-state">On, every 15 minutes' in text
+    assert f"s3://{s3.bucket}/acme/" in text
+    assert "the last attempt failed" in text
+    for hidden in (config.role_arn, config.external_id, "sts:ExternalId", "AccessDenied"):
+        assert hidden not in text
+    assert "<form" not in text.split("<main", 1)[1].split("</main>", 1)[0]  # nothing to submit
+    assert client.post(URL, {"action": "export"}).status_code == 403
+
+
+def test_a_readers_status_is_their_tenants_and_creates_nothing(client, world_a, world_b, configure):
+    configure(world_a.tenant, prefix="acme")
+    client.login(email=world_b.reader.email, password=factories.PASSWORD)
+    text = client.get(URL).content.decode()
+    assert 'id="export-state">Off' in text
+    assert 'id="destination">none yet' in text
+    assert "acme" not in text
+    assert not ExportSettings.objects.filter(tenant_id=world_b.tenant.pk).exists()
