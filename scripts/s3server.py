@@ -33,6 +33,7 @@ Two fidelity fixes to moto 5.x, so that the confused-deputy check is tested for 
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import threading
@@ -182,7 +183,8 @@ class ObjectStore:
                 self.saved.add(key)
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` at once, readable by its owner only (it holds keys)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.touch(mode=0o600)
@@ -202,6 +204,8 @@ def main() -> None:
     from moto import settings as moto_settings
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+    # One line per request (the copy to --state lists the bucket every second) is noise.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -225,7 +229,7 @@ def main() -> None:
     moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
     line = json.dumps(info)
     if args.info:
-        _write_private(args.info, line + "\n")
+        write_private(args.info, line + "\n")
     print(line, flush=True)
 
     s3 = client(info, "s3") if store else None
