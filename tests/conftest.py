@@ -18,7 +18,7 @@ from tenants.models import Membership
 
 from . import factories
 
-# The S3/STS stand-in's fixtures (s3_server, s3), for the export and the browser tests.
+# The S3/STS stand-in's fixtures (s3_server, s3, configure), for every test that exports.
 pytest_plugins = ["tests.s3"]
 
 

@@ -2,7 +2,7 @@
 
 A pytest plugin (``tests/conftest.py`` names it): ``s3_server`` launches one stand-in for the
 session and points boto3 at it as the exporter's base identity; ``s3`` is that server with
-the exporter's role-credential cache emptied.
+the exporter's role-credential cache emptied; ``configure`` enables a tenant's export to it.
 """
 
 import json
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from exports import aws
+from exports.settings import export_settings_ensure, export_settings_update
 from scripts import s3server
 
 LAUNCHER = Path(s3server.__file__)
@@ -132,3 +133,24 @@ def s3(s3_server):
     aws.forget_credentials()
     yield s3_server
     aws.forget_credentials()
+
+
+@pytest.fixture
+def configure(s3):
+    """Enable a tenant's export to the test bucket through a fresh PutObject-only role."""
+
+    def configure(tenant, *, prefix: str | None = None, role_arn: str | None = None, **kw):
+        prefix = prefix if prefix is not None else f"t{uuid.uuid4().hex[:8]}"
+        config = export_settings_ensure(tenant_id=tenant.pk)
+        role_arn = role_arn or s3.create_role(external_id=config.external_id, prefix=prefix)
+        return export_settings_update(
+            config=config,
+            enabled=True,
+            bucket=s3.bucket,
+            region=s3.region,
+            prefix=prefix,
+            role_arn=role_arn,
+            **kw,
+        )
+
+    return configure
