@@ -253,21 +253,20 @@ def export_status(*, tenant_id: int) -> ExportStatus:
         backlog_count=min(count, BACKLOG_COUNT_LIMIT),
         backlog_count_capped=count > BACKLOG_COUNT_LIMIT,
         backlog_oldest_at=oldest,
-        running_since=export_running_since(tenant_id=tenant_id),
+        running_since=_running_since(state),
     )
+
+
+def _running_since(state: ExportState | None) -> datetime | None:
+    # A lease past its end belongs to a run that died: the next run takes it over.
+    if state is None or not state.lease_token or state.lease_until is None:
+        return None
+    return state.last_attempt_at if state.lease_until > timezone.now() else None
 
 
 def export_running_since(*, tenant_id: int) -> datetime | None:
-    """When the run holding the tenant's lease started, or ``None`` while no run holds it.
-
-    A lease past its end belongs to a run that died: the next run takes it over.
-    """
-    state = (
-        ExportState.objects.filter(tenant_id=tenant_id, lease_until__gt=timezone.now())
-        .exclude(lease_token="")
-        .first()
-    )
-    return state.last_attempt_at if state else None
+    """When the run holding the tenant's lease started, or ``None`` while no run holds it."""
+    return _running_since(ExportState.objects.filter(tenant_id=tenant_id).first())
 
 
 def recent_batches(*, tenant_id: int, limit: int = 20) -> list[ExportBatch]:
