@@ -26,15 +26,10 @@ PUT_ONLY = "s3:PutObject"
 
 @dataclass
 class S3Server:
-    """The running stand-in and an admin's view of it."""
+    """The running stand-in (as its launcher's JSON line describes it), seen by its admin."""
 
     info: dict
     process: Any
-
-    @classmethod
-    def launched(cls, info: dict, process: Any) -> "S3Server":
-        """The server described by the launcher's first line of output."""
-        return cls(info=info, process=process)
 
     @property
     def endpoint(self) -> str:
@@ -108,7 +103,7 @@ def launch(*args: str) -> S3Server:
     if not line:
         process.kill()
         pytest.fail("the moto server did not start")
-    return S3Server.launched(json.loads(line), process)
+    return S3Server(info=json.loads(line), process=process)
 
 
 @pytest.fixture(scope="session")
