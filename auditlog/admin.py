@@ -7,7 +7,7 @@ Nothing here scans a tenant's whole log, which is what makes admin audit logs un
 few million rows: the count is capped as the API's is (``COUNT_CAP``), there is no date
 hierarchy (its year list is a ``DISTINCT`` over every entry; the "Time range" filter and
 ``after``/``before`` take its place), and the search box matches by prefix through
-expression indexes led by the tenant (migration ``0005``), never ``LIKE '%…%'``.
+expression indexes led by the tenant (migration ``0006``), never ``LIKE '%…%'``.
 """
 
 from typing import Any

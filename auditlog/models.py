@@ -109,7 +109,7 @@ class AuditLogEntry(models.Model):
                 condition=Q(api_key_id__isnull=False),
             ),
             # The admin console's search also has two expression indexes, made per database
-            # by migration 0005 (``text_pattern_ops`` exists in PostgreSQL only).
+            # by migration 0006 (``text_pattern_ops`` exists in PostgreSQL only).
         ]
 
     def __str__(self) -> str:

@@ -38,6 +38,6 @@ def drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("auditlog", "0004_actor_filter_indexes")]
+    dependencies = [("auditlog", "0005_actor_filter_indexes")]
 
     operations = [migrations.RunPython(create, drop)]
