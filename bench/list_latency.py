@@ -75,6 +75,7 @@ def measure(
     times: list[float] = []
     spent = 0.0
     count = 0
+    measure.cut_off = 0
     for _ in range(rounds):
         started = time.perf_counter()
         response = client.get(url, params, headers=headers)
@@ -84,6 +85,7 @@ def measure(
             count = len(response.json()["audit_logs"])
         else:
             count = response.content.count(b"<tr") - 1  # rows of the table, less the header
+            measure.cut_off += b"too many entries to chart" in response.content
         times.append(elapsed * 1000)
         spent += elapsed
         if spent > SLOW_CASE_BUDGET_S and len(times) >= 3:
@@ -158,7 +160,7 @@ def main() -> None:
     year_ago = (timezone.now() - timedelta(days=365)).isoformat()
     deep_cursor = encode_cursor(edge["created_at"], edge["id"])
     cases = [
-        ("no filter (chart: last 30 days)", {}),
+        ("no filter (chart: last 7 days)", {}),
         ("range=24h", {"range": "24h"}),
         ("range=7d", {"range": "7d"}),
         ("range=30d", {"range": "30d"}),
@@ -170,6 +172,9 @@ def main() -> None:
     for label, params in cases:
         times, count = measure(client, {}, params, args.rounds, url=tab)
         print(row(f"{label}, with chart", times, count, target_ms=100))
+        if measure.cut_off:
+            limit = settings.AUDIT_LOG_CHART_TIMEOUT_MS
+            print(f"    (chart cut off at {limit} ms in {measure.cut_off} of {len(times)})")
         views.activity = lambda *a, **k: None
         try:
             times, count = measure(client, {}, params, args.rounds, url=tab)
@@ -177,7 +182,8 @@ def main() -> None:
             views.activity = charted
         print(row(f"{label}, without chart", times, count, target_ms=100))
 
-    print("the chart's aggregate query alone")
+    print("the chart's aggregate query alone (no time limit)")
+    settings.AUDIT_LOG_CHART_TIMEOUT_MS = 0
     zone = ZoneInfo("Europe/Paris")
     for label, params in cases[:5]:
         filterset = AuditLogEntryFilterSet(
