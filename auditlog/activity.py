@@ -218,13 +218,12 @@ def activity(
     found = counts(queryset, unit, zone, edges[0], edges[-1])
     totals = [sum(found.get(wall, {}).values()) for wall in walls]
     peak = max(totals, default=0)
-    categories = CATEGORIES
     slot = WIDTH / len(walls)
     bars = []
     for index, wall in enumerate(walls):
         by_category = found.get(wall, {})
         segments, top = [], float(HEIGHT)
-        for number, category in enumerate(categories):
+        for number, category in enumerate(CATEGORIES):
             entries = by_category.get(category, 0)
             if entries:
                 height = HEIGHT * entries / peak
@@ -244,10 +243,10 @@ def activity(
                 href=link(bar_start - timedelta(microseconds=1), bar_end),
             )
         )
-    per_category = {c: sum(found.get(w, {}).get(c, 0) for w in walls) for c in categories}
+    per_category = {c: sum(found.get(w, {}).get(c, 0) for w in walls) for c in CATEGORIES}
     legend = tuple(
         (category, f"cat-{number}", per_category[category])
-        for number, category in enumerate(categories)
+        for number, category in enumerate(CATEGORIES)
     )
     return Chart(
         bars=tuple(bars),

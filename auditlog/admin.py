@@ -116,11 +116,9 @@ class AuditLogEntryAdmin(admin.ModelAdmin):
             if name not in _FILTERSET_ONLY:
                 own.setlist(name, values)
         request.GET = own
-        zone = viewer_timezone(request)
-        extra = {**(extra_context or {}), "count_cap": COUNT_CAP}
         # Times in the zone of the Audit logs tab (the viewer's, else UTC), each with its zone.
-        with timezone.override(zone):
-            response = super().changelist_view(request, extra)
+        with timezone.override(viewer_timezone(request)):
+            response = super().changelist_view(request, extra_context)
             if hasattr(response, "render"):
                 response.render()
         return response

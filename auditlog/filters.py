@@ -289,9 +289,8 @@ class AuditLogEntryFilterSet(django_filters.FilterSet):
         for name in ("after", "before"):
             form.fields[name].naive_zone = self.naive_zone
         # A target type the catalog does not name still shows as chosen in the select.
-        chosen = form["target_type"].value()
-        if chosen and chosen not in TARGET_TYPES:
-            field = form.fields["target_type"]
+        chosen, field = form["target_type"].value(), form.fields["target_type"]
+        if chosen and chosen not in dict(field.choices):
             field.choices = [*field.choices, (chosen, chosen)]
         return form
 
