@@ -6,12 +6,12 @@ and SQLite alike) and grouped with ``operation_name``; Python maps each name to 
 category. The query names every operation of the catalog, which changes nothing it counts
 (entries only hold catalog names) but lets PostgreSQL answer from the
 ``(tenant, operation_name, created_at)`` index alone: one short range per operation, no
-table rows read, however many filters narrow the rest.
+table rows read (other filters may lead PostgreSQL to their own indexes instead).
 
 Buckets are sized to the span: minutes for an hour, hours for a day, days for a week or a
 month, weeks for a year, months, years; at most ``MAX_BARS``. The span is the filters' own
 time range; without one, the last ``DEFAULT_SPAN`` (a whole log is millions of rows to
-count). The count costs what the span holds (about 20 ms per 10^5 entries), so on
+count). The count costs what the span holds (about 45 ms per 100,000 entries), so on
 PostgreSQL it may take at most ``AUDIT_LOG_CHART_TIMEOUT_MS``: a longer count is cancelled
 (in a savepoint, so the request's transaction goes on) and the tab says the range is too
 large to chart, rather than making every view of a long range slow. Each bar

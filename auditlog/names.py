@@ -92,6 +92,34 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, str) and value.isascii() and value.isdigit() and 0 < int(value) < 2**63
 
 
+def field_inputs(entry: Any) -> dict[str, Any]:
+    """The ``{"inputs": {field: value}}`` an audited row's entry holds, when it has that shape."""
+    inputs = entry.inputs.get("inputs") if isinstance(entry.inputs, dict) else None
+    return inputs if isinstance(inputs, dict) else {}
+
+
+def referenced_ids(entry: Any) -> dict[str, set[Any]]:
+    """``{target_type: ids}`` an entry mentions: its target, its story, its related fields."""
+    wanted: dict[str, set[Any]] = {}
+    if entry.target_type and entry.target_id:
+        wanted.setdefault(entry.target_type, set()).add(entry.target_id)
+    if entry.story_id:
+        wanted.setdefault("story", set()).add(entry.story_id)
+    # An input holds a value; a change holds [before, after]. Either is an id or a list of ids.
+    mentioned = [(f, [v]) for f, v in field_inputs(entry).items()]
+    mentioned += [(f, _listed(pair)) for f, pair in (entry.changes or {}).items()]
+    for field, values in mentioned:
+        related = field_target_type(entry.target_type, field)
+        if related:
+            for value in values:
+                wanted.setdefault(related, set()).update(_listed(value))
+    return wanted
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
 def resolve(tenant_id: int, wanted: dict[str, set[Any]]) -> dict[tuple[str, str], str]:
     """``{(target_type, str(id)): label}`` for every ``{target_type: ids}`` wanted.
 

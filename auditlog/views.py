@@ -374,7 +374,7 @@ def audit_log_detail(request: HttpRequest, pk: int) -> HttpResponse:
     entry.iso_utc = rfc3339(entry.created_at)
     entry.operation = OPERATIONS.get(entry.operation_name)
     query = urlencode([(k, v) for k, values in request.GET.lists() for v in values if v != ""])
-    known = names.resolve(entry.tenant_id, _referenced_ids(entry))
+    known = names.resolve(entry.tenant_id, names.referenced_ids(entry))
     context = {
         **settings_menu(request, "audit_logs"),
         "entry": entry,
@@ -473,30 +473,6 @@ def _ids_in(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _field_inputs(entry: AuditLogEntry) -> dict[str, Any]:
-    """The ``{"inputs": {field: value}}`` an audited row's entry holds, when it has that shape."""
-    inputs = entry.inputs.get("inputs") if isinstance(entry.inputs, dict) else None
-    return inputs if isinstance(inputs, dict) else {}
-
-
-def _referenced_ids(entry: AuditLogEntry) -> dict[str, set[Any]]:
-    """``{target_type: ids}`` the entry mentions: its target, its story, related fields."""
-    wanted: dict[str, set[Any]] = {}
-    if entry.target_type and entry.target_id:
-        wanted.setdefault(entry.target_type, set()).add(entry.target_id)
-    if entry.story_id:
-        wanted.setdefault("story", set()).add(entry.story_id)
-    # An input holds a value; a change holds [before, after]. Either is an id or a list of ids.
-    mentioned = [(f, [v]) for f, v in _field_inputs(entry).items()]
-    mentioned += [(f, _ids_in(pair)) for f, pair in (entry.changes or {}).items()]
-    for field, values in mentioned:
-        related = names.field_target_type(entry.target_type, field)
-        if related:
-            for value in values:
-                wanted.setdefault(related, set()).update(_ids_in(value))
-    return wanted
-
-
 def _named(value: Any, target_type: str | None, known: dict[tuple[str, str], str]) -> str:
     """A value of a related field, with the names of the ids it holds: ``Ops (#1)``."""
     if target_type is None or value is None:
@@ -529,7 +505,7 @@ def _input_references(
 ) -> list[dict[str, str]]:
     """The inputs that point at other objects, with those objects' names."""
     rows = []
-    for field, value in sorted(_field_inputs(entry).items()):
+    for field, value in sorted(names.field_inputs(entry).items()):
         related = names.field_target_type(entry.target_type, field)
         if related and value not in (None, []):
             rows.append({"field": field, "value": _named(value, related, known)})

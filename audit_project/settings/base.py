@@ -135,7 +135,7 @@ if DATABASE_REPLICA_URL:
 AUDIT_LOG_READ_YOUR_WRITES_SECONDS = env.int("AUDIT_LOG_READ_YOUR_WRITES_SECONDS", default=5)
 # Milliseconds the Audit logs tab's activity chart may spend counting (PostgreSQL); a range
 # holding more entries than that allows is listed without its chart.
-AUDIT_LOG_CHART_TIMEOUT_MS = env.int("AUDIT_LOG_CHART_TIMEOUT_MS", default=250)
+AUDIT_LOG_CHART_TIMEOUT_MS = env.int("AUDIT_LOG_CHART_TIMEOUT_MS", default=100)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "tenants.User"
