@@ -30,7 +30,7 @@ urlpatterns = [
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """An unknown URL under ``/api/`` is a JSON 404, as every other answer of the APIs is
-    (``/api/v1/teams/1.5/`` matches no route); elsewhere, Django's page."""
+    (``/api/v1/teams/1.5/`` matches no route); elsewhere, the product's page (404.html)."""
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Not found."}, status=404)
     return page_not_found(request, exception)

@@ -27,7 +27,7 @@ from rest_framework.views import APIView
 from .context import ACTOR_TYPES
 from .exceptions import InvalidParameters, exception_handler
 from .filters import AuditLogEntryFilterSet
-from .operations import OPERATIONS
+from .operations import OPERATIONS, TARGET_TYPES
 from .pagination import (
     COUNT_CAP,
     DEFAULT_PER_PAGE,
@@ -147,22 +147,42 @@ def blank_or(*schemas: dict[str, Any]) -> dict[str, Any]:
 
 
 TIMESTAMP = {"type": "string", "format": "date-time"}
+ACTORS_DOCS = (
+    ". `user_id`, `api_key_id` and `actor_type` given together match an entry by any of them."
+)
 LIST_PARAMETERS = [
     OpenApiParameter(
         "before",
         blank_or(TIMESTAMP),
-        description="Entries created strictly before (RFC 3339)." + EMPTY_MEANS_ABSENT,
+        description="Entries created strictly before (RFC 3339; without an offset, UTC)."
+        + EMPTY_MEANS_ABSENT,
     ),
     OpenApiParameter(
         "after",
         blank_or(TIMESTAMP),
-        description="Entries created strictly after (RFC 3339)." + EMPTY_MEANS_ABSENT,
+        description="Entries created strictly after (RFC 3339; without an offset, UTC). "
+        "Must be earlier than `before`; not with `range`." + EMPTY_MEANS_ABSENT,
     ),
     OpenApiParameter(
         "user_id",
         OpenApiTypes.INT,
         many=True,
-        description="One or more user ids: `user_id=1`, `user_id=1&user_id=2` or `user_id[]=1`",
+        description="One or more user ids: `user_id=1`, `user_id=1&user_id=2` or `user_id[]=1`"
+        + ACTORS_DOCS,
+    ),
+    OpenApiParameter(
+        "api_key_id",
+        OpenApiTypes.INT,
+        many=True,
+        description="Entries made with one or more API keys (also `api_key_id[]=...`)"
+        + ACTORS_DOCS,
+    ),
+    OpenApiParameter(
+        "actor_type",
+        OpenApiTypes.STR,
+        many=True,
+        enum=list(ACTOR_TYPES),
+        description="Entries by one or more kinds of actor (also `actor_type[]=...`)" + ACTORS_DOCS,
     ),
     OpenApiParameter(
         "operation_name",
@@ -172,7 +192,11 @@ LIST_PARAMETERS = [
         description="One or more operation names (case-sensitive; unknown names match nothing); "
         "also `operation_name[]=...`",
     ),
-    OpenApiParameter("target_type", {"type": "string", "maxLength": 64}),
+    OpenApiParameter(
+        "target_type",
+        {"type": "string", "maxLength": 64},
+        description="A target type, in any case: " + ", ".join(f"`{t}`" for t in TARGET_TYPES),
+    ),
     OpenApiParameter("target_id", {"type": "string", "maxLength": 64}),
     OpenApiParameter(
         "request_ip",
@@ -183,7 +207,8 @@ LIST_PARAMETERS = [
     OpenApiParameter(
         "range",
         blank_or({"type": "string", "enum": ["24h", "7d", "30d"]}),
-        description="Entries of the last 24 hours, 7 or 30 days." + EMPTY_MEANS_ABSENT,
+        description="Entries of the last 24 hours, 7 or 30 days; not with `after` (each sets "
+        "the start), but with a `before` later than the range's start." + EMPTY_MEANS_ABSENT,
     ),
     OpenApiParameter(
         "per_page",

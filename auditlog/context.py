@@ -49,6 +49,11 @@ def current() -> AuditContext:
     return _current.get() or AuditContext()
 
 
+def bound() -> AuditContext | None:
+    """The context a request or task bound, if any (a log line must not invent one)."""
+    return _current.get()
+
+
 @contextmanager
 def audit_context(**kwargs: Any) -> Iterator[AuditContext]:
     """Run a block (a task, a command) under an explicit actor, e.g. ``actor_type="task"``."""

@@ -30,7 +30,7 @@ to the primary meanwhile, with a warning in the log) rather than failing a read.
 What never reads the replica: capture and every write (``PrimaryReplicaRouter`` sends every
 write to the primary, even of an object loaded from the replica), every read a service makes,
 and the S3 export: ``tenant_entries`` and ``exports/`` read the primary explicitly, because
-the export's cutoff rests on the primary's open transactions (``exports/services.py``) and
+the export's cutoff rests on the primary's open transactions (``exports/delivery.py``) and
 a replica may not have replayed the entries below it yet. No router picks the database of a
 read: ``db_for_read`` sees every read, inside write transactions too, and cannot tell the
 read path from the rest; the selector can. Without a replica, ``read_database`` answers the

@@ -1,17 +1,25 @@
 """Shared fixtures: two tenants with an owner, a reader and a member each."""
 
+import io
+import secrets
 import uuid
 from dataclasses import dataclass
 
 import pytest
-from django.db import connection
+from django.core.management import call_command
+from django.db import connection, connections, transaction
+from django.db.backends.base.operations import BaseDatabaseOperations
 from rest_framework.test import APIClient
 
+from audit_project.celery import app as celery_app
 from auditlog import triggers
 from tenants import services
 from tenants.models import Membership
 
 from . import factories
+
+# The S3/STS stand-in's fixtures (s3_server, s3, configure), for every test that exports.
+pytest_plugins = ["tests.s3"]
 
 
 @dataclass
@@ -56,26 +64,26 @@ def api():
     return APIClient()
 
 
-@pytest.fixture
-def transactional_db(transactional_db):
-    """Let transactional tests empty the append-only table afterwards.
+@pytest.fixture(scope="session", autouse=True)
+def _flush_lifts_append_only():
+    """Let a test database be emptied after transactional tests, and only that.
 
-    Flushing a test database deletes every row; on SQLite that is a DELETE, which the
-    triggers refuse, so they are lifted just before the flush (PostgreSQL flushes with
-    TRUNCATE, which row triggers do not see). ``_append_only`` puts them back.
+    Django flushes the database after each transactional test: TRUNCATE on PostgreSQL,
+    DELETE on SQLite, which the append-only triggers refuse. The flush lifts them, empties
+    the tables and puts them back in one transaction, so no other statement ever sees the
+    table without them. The product has no such way round the triggers.
     """
-    yield transactional_db
-    if connection.vendor == "sqlite":
-        triggers.remove(connection)
+    flush = BaseDatabaseOperations.execute_sql_flush
 
+    def execute_sql_flush(ops, sql_list):
+        with transaction.atomic(using=ops.connection.alias):
+            triggers.remove(ops.connection)
+            flush(ops, sql_list)
+            triggers.install(ops.connection)
 
-@pytest.fixture(autouse=True)
-def _append_only(request, django_db_blocker):
-    """Every database test starts with the append-only triggers in place."""
-    uses_db = {"db", "transactional_db"} & set(request.fixturenames)
-    if connection.vendor == "sqlite" and (uses_db or request.node.get_closest_marker("django_db")):
-        with django_db_blocker.unblock():
-            triggers.install(connection)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BaseDatabaseOperations, "execute_sql_flush", execute_sql_flush)
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -88,3 +96,46 @@ def _private_cache(settings):
     settings.CACHES = {
         "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
     }
+
+
+@pytest.fixture(scope="module")
+def app_role(django_db_setup, django_db_blocker):
+    """For a whole test module, the product connects as the application role (PostgreSQL).
+
+    The role is made as in a deployment: ``audit_db_grant_app_role`` run by the tables'
+    owner, with a password from the environment. Its name is this test database's, since
+    roles are cluster-wide and other runs share the server. The default connection then
+    logs in as it, so every query of the module's tests (fixtures included) runs with the
+    role's privileges. Transactional tests cannot be among them: flushing needs the owner.
+    """
+    if connection.vendor != "postgresql":
+        pytest.skip("database roles: PostgreSQL only")
+    name = factories.role_name("app_role")
+    password = secrets.token_urlsafe(24)
+    with django_db_blocker.unblock(), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AUDIT_DB_APP_PASSWORD", password)
+        call_command("audit_db_grant_app_role", role=name, stdout=io.StringIO())
+    owner = {key: connection.settings_dict[key] for key in ("USER", "PASSWORD")}
+    connections.close_all()  # a test mirror (the replica alias) shares these settings
+    connection.settings_dict.update(USER=name, PASSWORD=password)
+    try:
+        yield name
+    finally:
+        connections.close_all()
+        connection.settings_dict.update(owner)
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(f'DROP OWNED BY "{name}"')
+            cursor.execute(f'DROP ROLE "{name}"')
+
+
+@pytest.fixture
+def worker_in_process():
+    """Celery runs a queued task at once, where it is queued (the test, or its live server).
+
+    So the test sees what the task did; the real worker is tested in tests/exports/.
+    """
+    conf = celery_app.conf
+    saved = conf.task_always_eager, conf.task_eager_propagates
+    conf.task_always_eager = conf.task_eager_propagates = True
+    yield
+    conf.task_always_eager, conf.task_eager_propagates = saved

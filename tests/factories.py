@@ -1,6 +1,9 @@
 """Builders for test data; every write goes through the services, as in production."""
 
 import itertools
+import re
+
+from django.db import connection
 
 from tenants import services
 from tenants.models import AUDIT_LOG_READ, User
@@ -39,3 +42,9 @@ def team(tenant, name: str | None = None):
 
 def story(team, name: str | None = None):
     return services.story_create(team=team, name=name or f"Story {next(_seq)}")
+
+
+def role_name(suffix: str) -> str:
+    """A database role name of this run's own: roles are cluster-wide, test databases not."""
+    database = re.sub(r"[^a-z0-9_]", "_", connection.settings_dict["NAME"].lower())
+    return f"{database}_{suffix}"[:63]

@@ -52,6 +52,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: load balancers probe over plain HTTP by address (see audit_project/health.py).
+    "audit_project.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "audit_project.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -96,11 +98,33 @@ TEMPLATES = [
     },
 ]
 
+
+def database(config: dict) -> dict:
+    """A database from a URL, with what every environment needs of it.
+
+    Every request is one transaction: a change and its audit entry commit or roll back
+    together. On SQLite that transaction takes the write lock when it begins (``BEGIN
+    IMMEDIATE``), so concurrent writers queue on the busy timeout instead of failing: a
+    deferred transaction that reads first and writes later cannot wait for the lock (in WAL
+    mode SQLite refuses the upgrade at once with "database is locked"). WAL lets readers
+    outside a request go on while a writer holds the lock. synchronous=NORMAL is SQLite's
+    advice for WAL: a commit survives a crash of the application, only a power loss can undo
+    the last ones (production runs on PostgreSQL).
+    """
+    config["ATOMIC_REQUESTS"] = True
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,  # seconds a writer waits for the lock before giving up
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+            **config.get("OPTIONS", {}),
+        }
+    return config
+
+
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+    "default": database(env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")),
 }
-# Every request is one transaction: a change and its audit entry commit or roll back together.
-DATABASES["default"]["ATOMIC_REQUESTS"] = True
 # Optional streaming replica of the default database: the read path of the audit log may
 # be served from it (auditlog/routing.py decides per read); nothing else ever uses it.
 DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
@@ -109,6 +133,9 @@ if DATABASE_REPLICA_URL:
     DATABASE_ROUTERS = ["auditlog.routing.PrimaryReplicaRouter"]
 # Seconds a person's reads stay on the primary after a write of theirs (with a replica).
 AUDIT_LOG_READ_YOUR_WRITES_SECONDS = env.int("AUDIT_LOG_READ_YOUR_WRITES_SECONDS", default=5)
+# Milliseconds the Audit logs tab's activity chart may spend counting (PostgreSQL); a range
+# holding more entries than that allows is listed without its chart.
+AUDIT_LOG_CHART_TIMEOUT_MS = env.int("AUDIT_LOG_CHART_TIMEOUT_MS", default=100)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "tenants.User"
@@ -184,20 +211,44 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "audit_project.openapi.ApiSchema",
 }
 
+# "plain" (human-readable) or "json": one JSON object per line, with the request, tenant and
+# user ids where known (audit_project/logformat.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "audit_project.logformat.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+# Celery's own log format replaces the root handler unless told not to; JSON lines stay JSON.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT == "plain"
 
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # An unreachable Redis fails a request (and /readyz) in seconds, never hangs it.
+            "OPTIONS": {"socket_connect_timeout": 3, "socket_timeout": 3},
+        }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
+}
+
+# What /readyz checks: name -> function that raises when this process cannot serve.
+READINESS_CHECKS = {
+    "database": "audit_project.health.database_reachable",
+    "migrations": "audit_project.health.migrations_applied",
+    "cache": "audit_project.health.cache_reachable",
+    "broker": "audit_project.health.broker_reachable",
+    "static_files": "audit_project.health.static_files_collected",
 }
 
 # Rate limits, per API key (or session user) and client IP: the audit log API, and every

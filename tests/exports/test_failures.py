@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from botocore.config import Config
 from django.conf import settings as django_settings
-from django.db import connection
 from django.utils import timezone
 
 from exports import aws
@@ -23,6 +22,7 @@ from exports.delivery import export_run
 from exports.models import ExportBatch, ExportManifest, ExportState
 from exports.settings import export_settings_update
 
+from ..servers import shared_database_url
 from .faults import FaultProxy
 from .helpers import add_entries, db_ids, exported_ids, verify, watermark
 
@@ -144,14 +144,10 @@ def test_worker_killed_mid_upload_loses_nothing_and_duplicates_nothing(
     answers 412 (already there), and everything is delivered exactly once."""
     config = configure(world_a.tenant)
     add_entries(world_a.tenant, 12)
-    db = connection.settings_dict
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "audit_project.settings.test",
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}"
-        ),
+        "DATABASE_URL": shared_database_url(),
         "AUDIT_EXPORT_MAX_ENTRIES_PER_OBJECT": "5",
         "AWS_ENDPOINT_URL": proxy.endpoint,
         "PYTHONPATH": str(ROOT),

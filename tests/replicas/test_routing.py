@@ -21,7 +21,7 @@ from auditlog import routing
 from auditlog.models import AuditLogEntry
 from auditlog.services import record
 from exports import selectors as export_selectors
-from exports import services as services_export
+from exports.delivery import export_run
 from tenants import services
 from tenants.models import Team
 
@@ -309,7 +309,7 @@ def test_the_export_delivers_entries_the_lagging_replica_lacks(configure, s3, wo
         written = [change(world_a.tenant, f"to export {i}") for i in range(3)]
         assert not any(replica_has(pk) for pk in written)
         with CaptureQueriesContext(connections[routing.REPLICA]) as on_replica:
-            result = services_export.export_run(tenant_id=world_a.tenant.pk)
+            result = export_run(tenant_id=world_a.tenant.pk)
             status = export_selectors.export_status(tenant_id=world_a.tenant.pk)
         assert on_replica.captured_queries == []
     assert result.status == "ok", result

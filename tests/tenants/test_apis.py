@@ -755,7 +755,7 @@ def test_unknown_api_urls_are_json_404s(owner, path):
     assert response.json() == {"detail": "Not found."}
 
 
-def test_unknown_pages_keep_djangos_404_page(client, db):
+def test_unknown_pages_keep_the_html_404_page(client, db):
     response = client.get("/no-such-page/")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
