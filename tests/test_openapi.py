@@ -47,7 +47,6 @@ from tenants import services
 from tenants.models import Membership
 
 from . import factories
-from .exports.conftest import s3_server  # noqa: F401  (export settings call STS)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -161,7 +160,8 @@ def fuzz(operation, *, tenant: FuzzedTenant, key: str, base_url: str) -> str | N
     return None
 
 
-def test_every_operation_answers_as_the_schema_says(live_server, s3_server):  # noqa: F811
+def test_every_operation_answers_as_the_schema_says(live_server, s3_server):
+    """``s3_server``: saving enabled export settings asks STS (the stand-in) about the role."""
     schema = schemathesis.openapi.from_url(f"{live_server.url}/api/v1/schema?format=json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 50  # the domain API, export settings and the audit log API
