@@ -11,7 +11,12 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
@@ -19,9 +24,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from .context import ACTOR_TYPES
 from .exceptions import InvalidParameters, exception_handler
 from .filters import AuditLogEntryFilterSet
-from .operations import OPERATIONS
+from .operations import OPERATIONS, TARGET_TYPES
 from .pagination import (
     COUNT_CAP,
     DEFAULT_PER_PAGE,
@@ -44,27 +50,51 @@ COUNT_DOCS = (
     f"rather than counting pages."
 )
 
+
+@extend_schema_field(
+    {
+        "anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}],
+        "nullable": True,
+        "description": "The client's IPv4 or IPv6 address (null when unknown).",
+    }
+)
+class IpAddressField(serializers.CharField):
+    """An entry's ``request_ip``: IPv4 or IPv6 (DRF's own field documents neither)."""
+
+
 ENTRY_SCHEMA = inline_serializer(
     "AuditLogEntry",
     {
         "id": serializers.IntegerField(),
         "created_at": serializers.DateTimeField(help_text="RFC 3339, UTC, with Z"),
         "updated_at": serializers.DateTimeField(help_text="Always equal to created_at"),
-        "operation_name": serializers.CharField(),
-        "inputs": serializers.JSONField(allow_null=True),
+        "operation_name": serializers.CharField(help_text="A name of the operation catalog"),
+        "inputs": serializers.JSONField(allow_null=True, help_text="What was asked, redacted"),
         "outputs": serializers.JSONField(),
-        "request_ip": serializers.IPAddressField(allow_null=True),
+        "request_ip": IpAddressField(allow_null=True),
         "request_user_agent": serializers.CharField(),
         "tenant_id": serializers.IntegerField(),
         "user_id": serializers.IntegerField(allow_null=True),
         "user_email": serializers.CharField(),
         "user_name": serializers.CharField(),
         "story_id": serializers.IntegerField(allow_null=True),
-        "target": serializers.JSONField(help_text="{type, id, name}"),
-        "changes": serializers.JSONField(help_text="{field: [before, after]}, redacted"),
+        "target": inline_serializer(
+            "AuditLogTarget",
+            {
+                "type": serializers.CharField(),
+                "id": serializers.CharField(help_text="The target's id, as a string"),
+                "name": serializers.CharField(),
+            },
+        ),
+        "changes": serializers.DictField(help_text="{field: [before, after]}, redacted"),
         "request_id": serializers.CharField(),
-        "actor_type": serializers.CharField(),
-        "api_key": serializers.JSONField(allow_null=True, help_text="{id, name} or null"),
+        "actor_type": serializers.ChoiceField(choices=ACTOR_TYPES),
+        "api_key": inline_serializer(
+            "AuditLogApiKey",
+            {"id": serializers.IntegerField(), "name": serializers.CharField()},
+            allow_null=True,
+            help_text="The API key the actor used, or null",
+        ),
     },
 )
 
@@ -117,22 +147,42 @@ def blank_or(*schemas: dict[str, Any]) -> dict[str, Any]:
 
 
 TIMESTAMP = {"type": "string", "format": "date-time"}
+ACTORS_DOCS = (
+    ". `user_id`, `api_key_id` and `actor_type` given together match an entry by any of them."
+)
 LIST_PARAMETERS = [
     OpenApiParameter(
         "before",
         blank_or(TIMESTAMP),
-        description="Entries created strictly before (RFC 3339)." + EMPTY_MEANS_ABSENT,
+        description="Entries created strictly before (RFC 3339; without an offset, UTC)."
+        + EMPTY_MEANS_ABSENT,
     ),
     OpenApiParameter(
         "after",
         blank_or(TIMESTAMP),
-        description="Entries created strictly after (RFC 3339)." + EMPTY_MEANS_ABSENT,
+        description="Entries created strictly after (RFC 3339; without an offset, UTC). "
+        "Must be earlier than `before`; not with `range`." + EMPTY_MEANS_ABSENT,
     ),
     OpenApiParameter(
         "user_id",
         OpenApiTypes.INT,
         many=True,
-        description="One or more user ids: `user_id=1`, `user_id=1&user_id=2` or `user_id[]=1`",
+        description="One or more user ids: `user_id=1`, `user_id=1&user_id=2` or `user_id[]=1`"
+        + ACTORS_DOCS,
+    ),
+    OpenApiParameter(
+        "api_key_id",
+        OpenApiTypes.INT,
+        many=True,
+        description="Entries made with one or more API keys (also `api_key_id[]=...`)"
+        + ACTORS_DOCS,
+    ),
+    OpenApiParameter(
+        "actor_type",
+        OpenApiTypes.STR,
+        many=True,
+        enum=list(ACTOR_TYPES),
+        description="Entries by one or more kinds of actor (also `actor_type[]=...`)" + ACTORS_DOCS,
     ),
     OpenApiParameter(
         "operation_name",
@@ -142,7 +192,11 @@ LIST_PARAMETERS = [
         description="One or more operation names (case-sensitive; unknown names match nothing); "
         "also `operation_name[]=...`",
     ),
-    OpenApiParameter("target_type", {"type": "string", "maxLength": 64}),
+    OpenApiParameter(
+        "target_type",
+        {"type": "string", "maxLength": 64},
+        description="A target type, in any case: " + ", ".join(f"`{t}`" for t in TARGET_TYPES),
+    ),
     OpenApiParameter("target_id", {"type": "string", "maxLength": 64}),
     OpenApiParameter(
         "request_ip",
@@ -153,7 +207,8 @@ LIST_PARAMETERS = [
     OpenApiParameter(
         "range",
         blank_or({"type": "string", "enum": ["24h", "7d", "30d"]}),
-        description="Entries of the last 24 hours, 7 or 30 days." + EMPTY_MEANS_ABSENT,
+        description="Entries of the last 24 hours, 7 or 30 days; not with `after` (each sets "
+        "the start), but with a `before` later than the range's start." + EMPTY_MEANS_ABSENT,
     ),
     OpenApiParameter(
         "per_page",

@@ -1,19 +1,38 @@
 """The one FilterSet: the HTML tab, the API, the admin and the download filter with it."""
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.core.validators import MaxLengthValidator, ProhibitNullCharactersValidator
+from django.db.models import Q, QuerySet
+from django.forms.utils import flatatt
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
-from .operations import CATEGORIES, OPERATIONS
+from .context import ACTOR_TYPES
+from .operations import CATEGORIES, OPERATIONS, TARGET_TYPES
 
-_UNENCODED_PLUS = re.compile(r" (\d{2}:?\d{2})$")
+# A time, then a space where an unencoded query string turned the offset's ``+`` into one
+# (``…T10:00:00 02:00``); a date and a time separated by a space (``2024-01-31 09:00``) is not.
+_UNENCODED_PLUS = re.compile(r"^(.*\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
 RANGE_PRESETS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+RANGE_CHOICES = [("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")]
+TEXT_LENGTH = 64
+# The filters that name who acted. Given together, an entry by any of them matches (they are
+# one question, "by whom"); each alone, and with every other filter, narrows as usual.
+ACTOR_FILTERS = ("user_id", "api_key_id", "actor_type")
+ACTOR_TYPE_CHOICES = [
+    ("user", "People, signed in"),
+    ("api_key", "People, with an API key"),
+    ("system", "System"),
+    ("task", "Background tasks"),
+    ("anonymous", "Anonymous (e.g. failed sign-ins)"),
+]
+assert [value for value, _ in ACTOR_TYPE_CHOICES] == list(ACTOR_TYPES)  # noqa: S101
 
 
 class LenientMultipleChoiceField(forms.MultipleChoiceField):
@@ -58,22 +77,71 @@ class MultiValueFilter(django_filters.Filter):
         return qs.filter(**{f"{self.field_name}__in": value})
 
 
+class CheckboxList(forms.CheckboxSelectMultiple):
+    """Django's checkbox list, its markup built in Python: a template per option (three
+    includes each) made rendering these lists the slowest part of the tab."""
+
+    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> str:
+        widget = self.get_context(name, value, attrs)["widget"]
+        groups = [
+            format_html("<div><label>{}</label>{}</div>", group, _options(options))
+            if group
+            else _options(options)
+            for group, options, _ in widget["optgroups"]
+        ]
+        return format_html('<div id="{}">{}</div>', widget["attrs"]["id"], _joined(groups))
+
+
+def _options(options: list[dict]) -> str:
+    return _joined(
+        format_html(
+            '<div><label for="{}"><input type="checkbox" name="{}" value="{}"{}> {}</label></div>',
+            option["attrs"]["id"],
+            option["name"],
+            option["value"],
+            flatatt(option["attrs"]),
+            option["label"],
+        )
+        for option in options
+    )
+
+
+def _joined(parts: Any) -> str:
+    return format_html_join("", "{}", ((part,) for part in parts))
+
+
+class LenientChoiceField(forms.ChoiceField):
+    """A select whose choices are suggestions: any short text is accepted (and may match
+    nothing), as the API always took any ``target_type``."""
+
+    default_validators = [MaxLengthValidator(TEXT_LENGTH), ProhibitNullCharactersValidator()]
+
+    def valid_value(self, value: Any) -> bool:
+        return True
+
+
 class TimestampField(forms.Field):
     """An RFC 3339 / ISO 8601 timestamp: ``Z`` or an offset, optional fractional seconds.
 
     A ``+`` that an unencoded query string turned into a space is read as ``+``; a time
-    without an offset is UTC. The value is the same instant in UTC: Python accepts offsets
-    up to ±23:59, PostgreSQL only up to ±15:59 (``+16:00`` would reach the query as a 500).
+    without an offset is in ``naive_zone`` (UTC for the API, the viewer's zone in the tab).
+    The value is the same instant in UTC: Python accepts offsets up to ±23:59, PostgreSQL
+    only up to ±15:59 (``+16:00`` would reach the query as a 500).
     """
+
+    naive_zone: tzinfo = UTC
 
     def to_python(self, value: Any) -> datetime | None:
         if value in (None, ""):
             return None
-        text = _UNENCODED_PLUS.sub(r"+\1", str(value).strip())
+        text = _UNENCODED_PLUS.sub(r"\1+\2", str(value).strip())
         try:
             parsed = datetime.fromisoformat(text)
+            if parsed.tzinfo is None:
+                # A wall-clock time that a DST change skips or repeats reads as its first.
+                parsed = parsed.replace(tzinfo=self.naive_zone)
             # Years 1 and 9999 with an offset fall outside datetime once converted to UTC.
-            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+            return parsed.astimezone(UTC)
         except (ValueError, OverflowError):
             raise ValidationError(
                 "Enter an RFC 3339 timestamp, e.g. 2024-01-31T23:59:59Z.", code="invalid"
@@ -103,38 +171,141 @@ def operation_choices() -> list[tuple[str, list[tuple[str, str]]]]:
     ]
 
 
+class TargetTypeFilter(django_filters.Filter):
+    """A target type of the catalog, whatever its case: the FilterSet lower-cases the value
+    and stored types are lower case, so it is an exact match on ``(tenant, target_type, …)``."""
+
+    field_class = LenientChoiceField
+
+
+class AuditLogFilterForm(forms.Form):
+    """The rules that involve more than one parameter, so that every reader refuses alike.
+
+    Each end of the time range is given once: the start by ``range`` (a preset ending now)
+    or ``after``, the end by ``before``. A range that leaves no time at all is an error,
+    not an empty list that looks like "nothing happened".
+    """
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        after, before, preset = cleaned.get("after"), cleaned.get("before"), cleaned.get("range")
+        if preset and self.data.get("after"):
+            self.add_error(
+                "range",
+                ValidationError(
+                    "Give range or after, not both: each sets where the time range starts.",
+                    code="two_starts",
+                ),
+            )
+        elif preset and before and before <= timezone.now() - RANGE_PRESETS[preset]:
+            self.add_error(
+                "before",
+                ValidationError(
+                    "before (%(before)s) is earlier than the start of the %(range)s: "
+                    "no entry is in both.",
+                    code="empty_range",
+                    params={"before": _shown(before), "range": dict(RANGE_CHOICES)[preset].lower()},
+                ),
+            )
+        if after and before and after >= before:
+            self.add_error(
+                "after",
+                ValidationError(
+                    "after must be earlier than before: no entry is both after %(after)s "
+                    "and before %(before)s.",
+                    code="empty_range",
+                    params={"after": _shown(after), "before": _shown(before)},
+                ),
+            )
+        return cleaned
+
+
+def _shown(instant: datetime) -> str:
+    return instant.strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z")
+
+
 class AuditLogEntryFilterSet(django_filters.FilterSet):
-    """Filters of the audit log; every parameter maps to an indexed or tenant-bounded column."""
+    """Filters of the audit log; every parameter maps to an indexed or tenant-bounded column.
+
+    Every filter narrows the entries (AND), except the actor filters among themselves
+    (``ACTOR_FILTERS``: entries by any of the named actors). The time range's start is
+    ``range`` or ``after`` (never both), its end ``before`` (``AuditLogFilterForm``).
+    ``naive_zone`` is the zone of timestamps written without an offset: UTC by default (the
+    API), the viewer's zone in the tab, which shows times in it.
+    """
 
     after = TimestampFilter(field_name="created_at", lookup_expr="gt")
     before = TimestampFilter(field_name="created_at", lookup_expr="lt")
     range = django_filters.ChoiceFilter(
-        label="Time range",
-        choices=[("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")],
-        method="filter_range",
-        empty_label="Any time",
+        label="Time range", choices=RANGE_CHOICES, method="filter_range", empty_label="Any time"
     )
-    user_id = MultiValueFilter(field_name="user_id", label="Users", coerce=int)
+    # Lists of checkboxes, not multiple selects: long names wrap instead of being cut off.
+    user_id = MultiValueFilter(field_name="user_id", label="Users", coerce=int, widget=CheckboxList)
+    api_key_id = MultiValueFilter(
+        field_name="api_key_id", label="API keys", coerce=int, widget=CheckboxList
+    )
+    actor_type = MultiValueFilter(
+        field_name="actor_type",
+        label="Other actors",
+        choices=ACTOR_TYPE_CHOICES,
+        widget=CheckboxList,
+    )
     operation_name = MultiValueFilter(
-        field_name="operation_name", label="Operations", choices=operation_choices
+        field_name="operation_name",
+        label="Operations",
+        choices=operation_choices,
+        widget=CheckboxList,
     )
-    target_type = django_filters.CharFilter(field_name="target_type", max_length=64)
-    target_id = django_filters.CharFilter(field_name="target_id", max_length=64)
+    target_type = TargetTypeFilter(
+        field_name="target_type",
+        label="Target type",
+        choices=[("", "Any target type"), *TARGET_TYPES.items()],
+    )
+    target_id = django_filters.CharFilter(field_name="target_id", max_length=TEXT_LENGTH)
     request_ip = IPAddressFilter(field_name="request_ip", label="IP address")
-    request_id = django_filters.CharFilter(field_name="request_id", max_length=64)
+    request_id = django_filters.CharFilter(field_name="request_id", max_length=TEXT_LENGTH)
 
     class Meta:
+        form = AuditLogFilterForm
         fields: list[str] = []
 
-    def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, data: Any = None, *args: Any, naive_zone: tzinfo = UTC, **kwargs: Any):
         if data is not None:
             data = data.copy()
             # Rails-style list parameters (``user_id[]=1``) as sent by existing Tines clients.
-            for name in ("user_id", "operation_name"):
+            for name in ("user_id", "operation_name", "api_key_id", "actor_type"):
                 bracketed = data.getlist(f"{name}[]") if hasattr(data, "getlist") else []
                 if bracketed:
                     data.setlist(name, data.getlist(name) + bracketed)
+            # Any case names the same target type, and the form shows it as chosen.
+            if isinstance(data.get("target_type"), str):
+                data["target_type"] = data["target_type"].lower()
+        self.naive_zone = naive_zone
         super().__init__(data, *args, **kwargs)
+
+    @property
+    def form(self) -> forms.Form:
+        form = super().form
+        for name in ("after", "before"):
+            form.fields[name].naive_zone = self.naive_zone
+        # A target type the catalog does not name still shows as chosen in the select.
+        chosen, field = form["target_type"].value(), form.fields["target_type"]
+        if chosen and chosen not in dict(field.choices):
+            field.choices = [*field.choices, (chosen, chosen)]
+        return form
+
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        cleaned = self.form.cleaned_data
+        actors = {name: cleaned[name] for name in ACTOR_FILTERS if cleaned.get(name)}
+        if len(actors) > 1:
+            any_of = Q()
+            for name, values in actors.items():
+                any_of |= Q(**{f"{name}__in": values})
+            queryset = queryset.filter(any_of)
+        for name, value in cleaned.items():
+            if not (len(actors) > 1 and name in actors):
+                queryset = self.filters[name].filter(queryset, value)
+        return queryset
 
     def filter_range(self, qs: QuerySet, name: str, value: str) -> QuerySet:
         return qs.filter(created_at__gte=timezone.now() - RANGE_PRESETS[value]) if value else qs

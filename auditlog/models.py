@@ -2,8 +2,10 @@
 
 from django.conf import settings
 from django.db import models
+from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from .context import ACTOR_TYPES, REQUEST_ID_LENGTH, USER_AGENT_LENGTH
+from .operations import DESCRIBING_FIELDS, describe
 
 
 class AppendOnlyError(Exception):
@@ -24,6 +26,22 @@ class AuditLogEntryQuerySet(models.QuerySet):
 
     def update_or_create(self, *args, **kwargs):
         raise AppendOnlyError("audit log entries are append-only")
+
+    def describable(self):
+        """Say, per entry, whether ``changes`` holds each field that can change a description.
+
+        Lists defer ``changes`` (it can be large); these flags are all a description needs.
+        """
+        return self.annotate(
+            **{
+                _changed(field): ExpressionWrapper(Q(changes__has_key=field), BooleanField())
+                for field in DESCRIBING_FIELDS
+            }
+        )
+
+
+def _changed(field: str) -> str:
+    return f"changes_has_{field}"
 
 
 class AuditLogEntry(models.Model):
@@ -85,6 +103,17 @@ class AuditLogEntry(models.Model):
             models.Index(fields=["tenant", "target_id"], name="auditlog_tenant_tid"),
             models.Index(fields=["tenant", "request_ip", "-created_at"], name="auditlog_tenant_ip"),
             models.Index(fields=["tenant", "request_id"], name="auditlog_tenant_request"),
+            # The actor filters (``actor_type``; ``api_key_id``, set only on API-key entries).
+            models.Index(
+                fields=["tenant", "actor_type", "-created_at"], name="auditlog_tenant_actor"
+            ),
+            models.Index(
+                fields=["tenant", "api_key_id", "-created_at"],
+                name="auditlog_tenant_key",
+                condition=Q(api_key_id__isnull=False),
+            ),
+            # The admin console's search also has two expression indexes, made per database
+            # by migration 0006 (``text_pattern_ops`` exists in PostgreSQL only).
         ]
 
     def __str__(self) -> str:
@@ -98,3 +127,13 @@ class AuditLogEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("audit log entries are append-only")
+
+    @property
+    def description(self) -> str:
+        """What this entry did, in words (the catalog's, refined by the fields it changed)."""
+        if "changes" in self.get_deferred_fields():
+            # A list: the flags of ``describable()`` stand in for the deferred document.
+            changed = {f for f in DESCRIBING_FIELDS if getattr(self, _changed(f), False)}
+        else:
+            changed = set(self.changes or {})
+        return describe(self.operation_name, changed)

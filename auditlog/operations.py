@@ -4,6 +4,7 @@ Names follow the public Tines vocabulary where one exists and are invented in th
 PascalCase style where none does. A name, once shipped, is never renamed or reused.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 USER_MANAGEMENT = "User management"
@@ -33,6 +34,16 @@ class Operation:
     category: str
     description: str
     target_type: str
+    # A more exact description for an entry whose ``changes`` include a field, first match
+    # wins: the name stays what clients expect, the description follows the change.
+    when_changed: tuple[tuple[str, str], ...] = ()
+
+    def describe(self, changed: Collection[str] = ()) -> str:
+        """The description of one entry of this operation, given the fields it changed."""
+        for field, description in self.when_changed:
+            if field in changed:
+                return description
+        return self.description
 
 
 _CATALOG = (
@@ -45,7 +56,11 @@ _CATALOG = (
     Operation("UserPasswordChange", USER_MANAGEMENT, "Changed a user's password", "user"),
     Operation("UserDeletion", USER_MANAGEMENT, "Removed a user from the tenant", "user"),
     Operation(
-        "CredentialSave", CREDENTIALS_AND_RESOURCES, "Created or edited a credential", "credential"
+        "CredentialSave",
+        CREDENTIALS_AND_RESOURCES,
+        "Created or edited a credential",
+        "credential",
+        when_changed=(("value", "Changed a credential's value"),),
     ),
     Operation(
         "CredentialDestruction", CREDENTIALS_AND_RESOURCES, "Deleted a credential", "credential"
@@ -119,8 +134,36 @@ _CATALOG = (
 
 OPERATIONS: dict[str, Operation] = {op.name: op for op in _CATALOG}
 assert len(OPERATIONS) == len(_CATALOG), "an operation is named twice"  # noqa: S101
+# Target types are stored as the catalog spells them (lower case), so a filter can lower-case
+# what it is given and still match on the index.
+assert all(op.target_type == op.target_type.lower() for op in _CATALOG)  # noqa: S101
+
+# The fields whose presence in ``changes`` changes some entry's description.
+DESCRIBING_FIELDS = frozenset(field for op in _CATALOG for field, _ in op.when_changed)
+
+_TARGET_WORDS = {"api": "API"}
+
+
+def _target_label(target_type: str) -> str:
+    words = [_TARGET_WORDS.get(w, w) for w in target_type.split("_")]
+    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
+
+
+# Every target type of the catalog and how people say it: ``story_version`` -> "Story version".
+TARGET_TYPES: dict[str, str] = {
+    t: _target_label(t) for t in sorted({op.target_type for op in _CATALOG})
+}
 
 
 def get_operation(name: str) -> Operation:
     """The catalog entry for ``name``; raises ``KeyError`` for a name not in the catalog."""
     return OPERATIONS[name]
+
+
+def describe(name: str, changed: Collection[str] = ()) -> str:
+    """What an entry of operation ``name`` that changed ``changed`` did, in words.
+
+    A name the catalog does not hold (none should be stored) is shown as it is.
+    """
+    operation = OPERATIONS.get(name)
+    return operation.describe(changed) if operation else name

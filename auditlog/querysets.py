@@ -70,6 +70,8 @@ class AuditedQuerySet(models.QuerySet):
                     raise RuntimeError("bulk_create did not return primary keys to audit")
                 values = config.snapshot(obj)
                 obj._audit_snapshot = values
+                if config.create is None:
+                    continue
                 entries.append(
                     entry_row(
                         operation_name=config.create,

@@ -25,7 +25,9 @@ class AuditedModel:
 
     model: type[models.Model]
     target_type: str
-    create: str
+    # ``None``: creating a row is no operation, only its later changes are (a row that is
+    # created with its defaults when first needed, such as a tenant's export settings).
+    create: str | None
     update: str
     delete: str | None
     field_operations: dict[str, OperationFor] = field(default_factory=dict)

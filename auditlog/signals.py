@@ -50,6 +50,8 @@ def record_save(
     instance._audit_snapshot = after
     common = {**config.target(instance), "secret_fields": config.secret_fields}
     if created:
+        if config.create is None:
+            return
         inputs = config.create_inputs(instance) if config.create_inputs else config.inputs(after)
         record(operation_name=config.create, inputs=inputs, **common)
         return

@@ -22,11 +22,19 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from . import downloads, retention
-from .filters import AuditLogEntryFilterSet
+from . import downloads, names, retention
+from .activity import DEFAULT_SPAN, TooLong, activity
+from .filters import ACTOR_TYPE_CHOICES, RANGE_CHOICES, AuditLogEntryFilterSet
 from .models import AuditLogEntry
-from .operations import OPERATIONS
-from .pagination import InvalidCursor, decode_cursor, encode_cursor, newer_than, older_than
+from .operations import OPERATIONS, TARGET_TYPES
+from .pagination import (
+    InvalidCursor,
+    capped_count,
+    decode_cursor,
+    encode_cursor,
+    newer_than,
+    older_than,
+)
 from .permissions import AUDIT_LOG_READ, can_read_audit_log
 from .selectors import audit_log_entries_for
 from .serializers import rfc3339
@@ -36,6 +44,8 @@ PAGE_SIZE = 50
 EXPORT_SETTINGS_URL_NAME = "audit_log_export_settings"
 # Query parameters that page through the list rather than filter it.
 PAGING_PARAMS = ("cursor", "dir")
+# Parameters of the time range: a bar of the chart replaces them with its own.
+TIME_PARAMS = ("range", "after", "before")
 # Columns the list does not show: the JSON documents can be large.
 LIST_DEFERRED = ("inputs", "outputs", "changes", "request_user_agent")
 
@@ -85,8 +95,14 @@ def audit_log_reader(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 
 
 def filterset_for(request: HttpRequest) -> AuditLogEntryFilterSet:
-    """The FilterSet over the viewer's entries, bound to the query string."""
-    filterset = AuditLogEntryFilterSet(request.GET, queryset=audit_log_entries_for(request.user))
+    """The FilterSet over the viewer's entries, bound to the query string.
+
+    Timestamps without an offset are read in the viewer's zone, the one the tab shows.
+    """
+    zone = viewer_timezone(request)
+    filterset = AuditLogEntryFilterSet(
+        request.GET, queryset=audit_log_entries_for(request.user), naive_zone=zone
+    )
     users = (
         get_user_model()
         ._default_manager.filter(tenant_id=request.user.tenant_id)
@@ -97,27 +113,53 @@ def filterset_for(request: HttpRequest) -> AuditLogEntryFilterSet:
     fields["user_id"].choices = [
         (pk, f"{name} <{email}>" if name else email) for pk, name, email in users
     ]
+    keys = names.names_of(request.user.tenant_id, "api_key")
+    fields["api_key_id"].choices = sorted(keys.items(), key=lambda item: item[1].lower())
+    zone_name = getattr(zone, "key", "UTC")
     for name, (label, help_text) in FIELD_TEXT.items():
-        fields[name].label = label
-        fields[name].help_text = help_text
+        fields[name].label = label.format(zone=zone_name)
+        fields[name].help_text = help_text.format(zone=zone_name)
         if help_text:
             fields[name].widget.attrs["aria-describedby"] = f"id_{name}_help"
     for name in ("after", "before"):
-        fields[name].widget.attrs["placeholder"] = "2024-01-31T09:00:00Z"
+        fields[name].widget.attrs["placeholder"] = "2024-01-31 09:00"
     return filterset
 
 
 # Labels and hints of the filter form (the FilterSet's own labels are written for the API).
 FIELD_TEXT = {
-    "range": ("Time range", "A preset, or leave at “Any time” and use a custom range below."),
-    "after": ("Custom range: after", "UTC unless an offset is given, e.g. 2024-01-31T09:00:00Z."),
-    "before": ("Custom range: before", "UTC unless an offset is given (exclusive)."),
-    "user_id": ("Users", "Select one or more (Ctrl/⌘ or Shift to select several)."),
-    "operation_name": ("Operations", "Grouped by category; select one or more."),
-    "target_type": ("Target type", "e.g. credential, story, team, user."),
+    "range": (
+        "Time range",
+        "A preset (up to now), or “Any time” and a custom range below: not both.",
+    ),
+    "after": (
+        "Custom range: after ({zone})",
+        "Read in {zone}, the zone times are shown in, unless it ends in Z or an offset "
+        "(+01:00). E.g. 2024-01-31 09:00.",
+    ),
+    "before": ("Custom range: before ({zone})", "Exclusive; read in {zone} like after."),
+    "user_id": ("Users", ""),
+    "api_key_id": ("API keys", "Entries made with these keys."),
+    "actor_type": ("Other actors", ""),
+    "operation_name": ("Operations", "Grouped by category."),
+    "target_type": ("Target type", "Any case: Credential and credential are the same."),
     "target_id": ("Target id", ""),
     "request_ip": ("IP address", "An exact IPv4 or IPv6 address."),
     "request_id": ("Request id", "The X-Request-ID of one request."),
+}
+# How a summary chip names each filter.
+CHIP_NAMES = {
+    "range": "Time",
+    "after": "After",
+    "before": "Before",
+    "user_id": "User",
+    "api_key_id": "API key",
+    "actor_type": "Actor",
+    "operation_name": "Operation",
+    "target_type": "Target type",
+    "target_id": "Target id",
+    "request_ip": "IP address",
+    "request_id": "Request id",
 }
 
 
@@ -131,12 +173,68 @@ def active_filters(filterset: AuditLogEntryFilterSet) -> dict[str, Any]:
     return used
 
 
+def filter_pairs(request: HttpRequest, leave_out: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """The request's non-empty filter parameters (no paging, none of ``leave_out``), in order."""
+    dropped = {*PAGING_PARAMS, *leave_out, *(f"{name}[]" for name in leave_out)}
+    return [
+        (k, item)
+        for k, values in request.GET.lists()
+        if k not in dropped
+        for item in values
+        if item != ""
+    ]
+
+
 def filter_query(request: HttpRequest, **extra: str) -> str:
     """The request's filter parameters (no paging), plus ``extra``, as a query string."""
-    params = [(k, v) for k, v in request.GET.lists() if k not in PAGING_PARAMS]
-    pairs = [(k, item) for k, values in params for item in values if item != ""]
-    pairs.extend(extra.items())
-    return urlencode(pairs)
+    return urlencode([*filter_pairs(request), *extra.items()])
+
+
+def filter_chips(
+    request: HttpRequest, filterset: AuditLogEntryFilterSet, zone: tzinfo
+) -> list[dict[str, str]]:
+    """Each filter value the list applies, named for people, with a link that drops just it."""
+    pairs = filter_pairs(request)
+    choices = {
+        "user_id": {str(k): v for k, v in filterset.form.fields["user_id"].choices},
+        "api_key_id": dict(filterset.form.fields["api_key_id"].choices),
+        "actor_type": dict(ACTOR_TYPE_CHOICES),
+        "operation_name": {name: op.description for name, op in OPERATIONS.items()},
+        "target_type": TARGET_TYPES,
+        "range": dict(RANGE_CHOICES),
+    }
+    cleaned = filterset.form.cleaned_data
+    chips = []
+    for index, (key, value) in enumerate(pairs):
+        name = key.removesuffix("[]")
+        if name not in CHIP_NAMES:
+            continue
+        if name in ("after", "before"):
+            shown = _local(cleaned[name], zone)
+        elif name == "target_type":
+            shown = TARGET_TYPES.get(value.lower(), value)
+        else:
+            shown = choices.get(name, {}).get(value, value)
+        rest = urlencode(pairs[:index] + pairs[index + 1 :])
+        chips.append({"name": CHIP_NAMES[name], "value": shown, "remove_url": f"?{rest}"})
+    return chips
+
+
+def _local(instant: datetime, zone: tzinfo) -> str:
+    """An instant in the viewer's zone, to the microsecond only when it has them."""
+    local = instant.astimezone(zone)
+    text = f"{local:%Y-%m-%d %H:%M:%S}" + (f".{local:%f}" if local.microsecond else "")
+    return f"{text} {local:%Z}"
+
+
+def summary_line(count: int, capped: bool, filtered: bool) -> str:
+    """How many entries the list holds, exact up to the API's count cap."""
+    where = "match the filters" if filtered else "in this tenant's log"
+    if capped:
+        return f"More than {count:,} entries {where}"
+    if count == 1:
+        return f"1 entry {'matches the filters' if filtered else where}"
+    return f"{count:,} entries {where}"
 
 
 def export_settings_url() -> str | None:
@@ -197,7 +295,8 @@ def settings_index(request: HttpRequest) -> HttpResponse:
 
 @audit_log_reader
 def audit_log_list(request: HttpRequest) -> HttpResponse:
-    """The Audit logs tab: filters, a keyset-paged table newest first, download links."""
+    """The Audit logs tab: filters, how many entries match, the activity chart, and a
+    keyset-paged table newest first with download links."""
     filterset = filterset_for(request)
     context: dict[str, Any] = {
         **settings_menu(request, "audit_logs"),
@@ -218,12 +317,35 @@ def audit_log_list(request: HttpRequest) -> HttpResponse:
             cursor = decode_cursor(request.GET["cursor"])
         except InvalidCursor:
             context["cursor_error"] = True
-    queryset = filterset.qs.defer(*LIST_DEFERRED)
+    queryset = filterset.qs.defer(*LIST_DEFERRED).describable()
     page = keyset_page(queryset, cursor, newer=request.GET.get("dir") == "newer")
     for entry in page.entries:
         entry.iso_utc = rfc3339(entry.created_at)
         entry.operation = OPERATIONS.get(entry.operation_name)
     filters = active_filters(filterset)
+    zone = viewer_timezone(request)
+    count, capped = capped_count(filterset.qs)
+    bar_filters = filter_pairs(request, leave_out=TIME_PARAMS)
+
+    def bar_link(after: datetime, before: datetime) -> str:
+        return "?" + urlencode(
+            [*bar_filters, ("after", rfc3339(after)), ("before", rfc3339(before))]
+        )
+
+    try:
+        chart = activity(filterset.qs, filterset.form.cleaned_data, zone, timezone.now(), bar_link)
+    except TooLong:
+        chart, context["chart_too_long"] = None, True
+    context.update(
+        summary=summary_line(count, capped, bool(filters)),
+        chips=filter_chips(request, filterset, zone),
+        chart=chart,
+        default_span_days=DEFAULT_SPAN.days,
+        # The list's own query string: the detail's back link returns to this very page.
+        detail_query=urlencode(
+            [(k, v) for k, values in request.GET.lists() for v in values if v != ""]
+        ),
+    )
     context.update(
         page=page,
         entries=page.entries,
@@ -252,13 +374,18 @@ def audit_log_detail(request: HttpRequest, pk: int) -> HttpResponse:
     entry = get_object_or_404(audit_log_entries_for(request.user), pk=pk)
     entry.iso_utc = rfc3339(entry.created_at)
     entry.operation = OPERATIONS.get(entry.operation_name)
+    query = urlencode([(k, v) for k, values in request.GET.lists() for v in values if v != ""])
+    known = names.resolve(entry.tenant_id, names.referenced_ids(entry))
     context = {
         **settings_menu(request, "audit_logs"),
         "entry": entry,
+        "target_name": known.get((entry.target_type, entry.target_id)),
+        "story_name": known.get(("story", str(entry.story_id))),
         "inputs_json": _pretty(entry.inputs),
         "outputs_json": _pretty(entry.outputs),
-        "diff": _diff_rows(entry.changes),
-        "back_url": reverse("audit_logs"),
+        "diff": _diff_rows(entry, known),
+        "references": _input_references(entry, known),
+        "back_url": f"{reverse('audit_logs')}?{query}" if query else reverse("audit_logs"),
     }
     return _render_in_zone(request, "auditlog/detail.html", context)
 
@@ -343,10 +470,44 @@ def _shown(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def _diff_rows(changes: Any) -> list[dict[str, str]]:
-    """``{field: [before, after]}`` as rows for a before/after table."""
+def _ids_in(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _named(value: Any, target_type: str | None, known: dict[tuple[str, str], str]) -> str:
+    """A value of a related field, with the names of the ids it holds: ``Ops (#1)``."""
+    if target_type is None or value is None:
+        return _shown(value)
+    shown = []
+    for item in _ids_in(value):
+        label = known.get((target_type, str(item)))
+        shown.append(f"{label} (#{item})" if label else _shown(item))
+    return ", ".join(shown) if isinstance(value, list) else shown[0]
+
+
+def _diff_rows(entry: AuditLogEntry, known: dict[tuple[str, str], str]) -> list[dict[str, str]]:
+    """``{field: [before, after]}`` as rows for a before/after table, ids named."""
     rows = []
-    for field, pair in sorted((changes or {}).items()):
+    for field, pair in sorted((entry.changes or {}).items()):
         before, after = pair if isinstance(pair, list) and len(pair) == 2 else (None, pair)
-        rows.append({"field": field, "before": _shown(before), "after": _shown(after)})
+        related = names.field_target_type(entry.target_type, field)
+        rows.append(
+            {
+                "field": field,
+                "before": _named(before, related, known),
+                "after": _named(after, related, known),
+            }
+        )
+    return rows
+
+
+def _input_references(
+    entry: AuditLogEntry, known: dict[tuple[str, str], str]
+) -> list[dict[str, str]]:
+    """The inputs that point at other objects, with those objects' names."""
+    rows = []
+    for field, value in sorted(names.field_inputs(entry).items()):
+        related = names.field_target_type(entry.target_type, field)
+        if related and value not in (None, []):
+            rows.append({"field": field, "value": _named(value, related, known)})
     return rows

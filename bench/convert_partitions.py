@@ -1,11 +1,11 @@
-"""Benchmark: the migration that partitions a populated entries table (auditlog 0005).
+"""Benchmark: the migration that partitions a populated entries table (auditlog 0007).
 
 Run on a database seeded with the table as it was before partitioning:
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_storage \
         .venv/bin/python bench/seed_entries.py --unpartitioned
     DATABASE_URL=... .venv/bin/python bench/convert_partitions.py
 
-It times ``migrate auditlog 0005`` while two probes run on their own connections: a reader
+It times ``migrate auditlog 0007`` while two probes run on their own connections: a reader
 (the newest page of the big tenant, over and over) and a writer (one entry per attempt). It
 prints the migration's time, how long the longest read and the longest write waited, and
 checks the row count and the highest id before and after.
@@ -66,7 +66,7 @@ def main() -> None:
         thread.start()
     time.sleep(1)
     started = time.monotonic()
-    call_command("migrate", "auditlog", "0005", verbosity=0)
+    call_command("migrate", "auditlog", "0007", verbosity=0)
     elapsed = time.monotonic() - started
     time.sleep(1)
     stop.set()
@@ -78,7 +78,7 @@ def main() -> None:
         cursor.execute(f"SELECT count(*) FROM {partitions.DEFAULT}")
         in_default = cursor.fetchone()[0]
     written = len(waits["write"])
-    print(f"migrate auditlog 0005: {elapsed:.1f} s; load: {os.getloadavg()[0]:.1f}")
+    print(f"migrate auditlog 0007: {elapsed:.1f} s; load: {os.getloadavg()[0]:.1f}")
     print(f"rows: {count:,} before, {after:,} after (= before + {written} written by the probe)")
     print(f"highest id: {highest:,} before, {after_highest:,} after; in DEFAULT: {in_default}")
     for kind, times in waits.items():

@@ -4,7 +4,7 @@
         .venv/bin/python bench/export_throughput.py --entries 1000000
 
 Seeds the entries with one ``INSERT ... SELECT generate_series`` per million rows (no
-Python per row), starts the moto server (tests/s3server.py), configures a PutObject-only
+Python per row), starts the moto server (scripts/s3server.py), configures a PutObject-only
 role, then runs the real export (``exports.delivery.export_run``: freeze, gzip, PutObject,
 manifest, watermark) once and prints entries/s and the peak RSS of this process
 (``ru_maxrss``, which covers the seeding too). ``--tenant ID`` exports an already seeded
@@ -13,10 +13,8 @@ Targets: >= 50,000 entries/s and < 200 MB peak, for 1,000,000 and 5,000,000 entr
 """
 
 import argparse
-import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -130,23 +128,12 @@ def main() -> None:
         tenant_id = seed(args.entries)
         print(f"seeded {args.entries:,} entries in {time.monotonic() - started:.1f}s")
 
-    server = subprocess.Popen(  # noqa: S603
-        [sys.executable, str(ROOT / "tests" / "s3server.py")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        info = json.loads(server.stdout.readline())
-        os.environ.update(
-            AWS_ENDPOINT_URL=info["endpoint"],
-            AWS_ACCESS_KEY_ID=info["exporter"]["AccessKeyId"],
-            AWS_SECRET_ACCESS_KEY=info["exporter"]["SecretAccessKey"],
-            AWS_DEFAULT_REGION=info["region"],
-        )
-        from tests.exports.conftest import S3Server
+    from scripts.s3server import exporter_environment
+    from tests.s3 import launch
 
-        s3 = S3Server.launched(info, server)
+    s3 = launch()
+    try:
+        os.environ.update(exporter_environment(s3.info))
         from exports import delivery
         from exports.settings import export_settings_ensure, export_settings_update
 
@@ -173,8 +160,8 @@ def main() -> None:
             f" ({before:.0f} MB before the export)"
         )
     finally:
-        server.terminate()
-        server.wait(10)
+        s3.process.terminate()
+        s3.process.wait(10)
 
 
 if __name__ == "__main__":

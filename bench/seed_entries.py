@@ -194,7 +194,7 @@ def main() -> None:
     create_database()
     call_command("migrate", verbosity=0)
     if args.unpartitioned:
-        call_command("migrate", "auditlog", "0004", verbosity=0)
+        call_command("migrate", "auditlog", "0006", verbosity=0)
     if AuditLogEntry.objects.exists():
         sys.exit("the database already holds entries: run with --drop first")
     seed(args.total, args.big, args.tenants)

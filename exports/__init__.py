@@ -2,8 +2,9 @@
 
 Where is what (one concern per module; open this file, then the one named here):
 
-- ``settings``: the tenant's configuration (ensure, update, regenerate the External ID), the
-  confused-deputy check that enabling must pass, the trust and permission policies shown
+- ``settings``: the tenant's configuration (ensure, update, regenerate the External ID, the
+  unsaved draft a form holds), the confused-deputy check that enabling must pass, the trust
+  and permission policies shown
 - ``connection``: the connection test (assume the role with and without the External ID,
   write a test object), each step reported with AWS's error code
 - ``delivery``: the run (``export_run``): lease, cutoff, frozen batches, gzip NDJSON, upload
@@ -14,12 +15,14 @@ Where is what (one concern per module; open this file, then the one named here):
 - ``aws``: STS and S3 calls, the role-credential cache, AWS errors in plain words
 - ``selectors``: reads: a tenant's settings, enabled tenants, entry lines (built by
   PostgreSQL), the status and backlog shown on the page
-- ``exceptions``: why a run stopped (``ExportError``, ``LeaseLost``)
+- ``exceptions``: why a run stopped (``ExportError``, ``LeaseLost``) or Export now was refused
 - ``models``: ``ExportSettings`` (audited), ``ExportState`` (lease, last run),
   ``ExportStream`` (one destination's position and chains), ``ExportBatch``, ``ExportManifest``
-- ``tasks``: beat queues one ``export_tenant`` per enabled tenant; failures retry with backoff
+- ``tasks``: beat queues one ``export_tenant`` per enabled tenant; failures retry with backoff;
+  ``export_now`` queues one for a tenant at once (the page's Export now)
 - ``apis``, ``views``, ``serializers``, ``forms``, ``validators``, ``permissions``: the
-  settings API and page (owners only) and their field rules
+  settings API and page (owners; the page is a read-only status for readers of the audit
+  log) and their field rules
 - ``verification`` and ``management/commands``: ``run_audit_export`` (the beat task's path,
   once) and ``verify_audit_export`` (the tenant-side check of a bucket)
 """

@@ -20,7 +20,9 @@ class ExportsConfig(AppConfig):
         audit(
             ExportSettings,
             target_type="audit_log_export",
-            create="AuditLogExportConfigurationChange",
+            # The row is created with its defaults (export off, no destination) the first
+            # time the settings are read: that is nobody's change. Every change after is.
+            create=None,
             update="AuditLogExportConfigurationChange",
             delete=None,
             exclude_fields=frozenset({"created_at", "updated_at"}),

@@ -1,8 +1,9 @@
 """The connection test: assume the role with the External ID, without it, put a test object.
 
-It runs on demand (the settings page's button, ``POST .../export_settings/test``) against the
-saved configuration and reports each step with AWS's error code; it changes nothing but the
-test object it writes.
+It runs on demand and reports each step with AWS's error code: the settings page's button
+tests what the form holds, saved or not (``settings.export_settings_draft``), and
+``POST .../export_settings/test`` the saved configuration. It changes nothing but the test
+object it writes.
 """
 
 import uuid

@@ -1,4 +1,4 @@
-"""Why an export run stopped: the run catches these (and ``aws.AwsError``) and says so."""
+"""Why an export run stopped (the run catches these and ``aws.AwsError``), or did not start."""
 
 
 class ExportError(Exception):
@@ -7,3 +7,7 @@ class ExportError(Exception):
 
 class LeaseLost(ExportError):
     """Another run took over this tenant (our lease expired)."""
+
+
+class ExportNowRefused(Exception):
+    """Export now cannot start; the message says why, in words for the page."""

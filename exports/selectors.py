@@ -20,6 +20,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from auditlog import retention
 from auditlog.models import AuditLogEntry
@@ -254,6 +255,8 @@ class ExportStatus:
     # The oldest undelivered entry, when it is old enough to keep the database from dropping
     # its month (outside the retention window): retention waits for this export.
     retention_held_since: datetime | None = None
+    # When the run that holds the tenant's lease started; ``None`` while none does.
+    running_since: datetime | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The ``status`` object of the API."""
@@ -293,9 +296,26 @@ def export_status(*, tenant_id: int) -> ExportStatus:
         backlog_count_capped=count > BACKLOG_COUNT_LIMIT,
         backlog_oldest_at=oldest,
         retention_held_since=oldest if holding and oldest < retention.window_start() else None,
+        running_since=_running_since(state),
     )
 
 
+def _running_since(state: ExportState | None) -> datetime | None:
+    # A lease past its end belongs to a run that died: the next run takes it over.
+    if state is None or not state.lease_token or state.lease_until is None:
+        return None
+    return state.last_attempt_at if state.lease_until > timezone.now() else None
+
+
+def export_running_since(*, tenant_id: int) -> datetime | None:
+    """When the run holding the tenant's lease started, or ``None`` while no run holds it."""
+    return _running_since(ExportState.objects.filter(tenant_id=tenant_id).first())
+
+
 def recent_batches(*, tenant_id: int, limit: int = 20) -> list[ExportBatch]:
-    """The latest batches of a tenant, newest first."""
-    return list(ExportBatch.objects.filter(tenant_id=tenant_id).order_by("-pk")[:limit])
+    """The latest batches of a tenant, newest first, with their destination."""
+    return list(
+        ExportBatch.objects.filter(tenant_id=tenant_id)
+        .select_related("stream")
+        .order_by("-pk")[:limit]
+    )

@@ -18,6 +18,19 @@ STATIC_KEY_FIELDS = (
 )
 
 
+class ExportStatusSerializer(serializers.Serializer):
+    """The export's progress (``selectors.ExportStatus.as_json``), as the API shows it."""
+
+    last_success_at = serializers.DateTimeField(allow_null=True)
+    last_attempt_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(allow_null=True)
+    backlog_count = serializers.IntegerField(help_text="Entries not yet delivered.")
+    backlog_count_is_lower_bound = serializers.BooleanField(
+        help_text="The backlog is counted up to a cap; true when it is larger."
+    )
+    backlog_oldest_at = serializers.DateTimeField(allow_null=True)
+
+
 class ExportSettingsSerializer(serializers.Serializer):
     """``enabled``, ``bucket``, ``region``, ``prefix``, ``role_arn``; the rest is read-only."""
 
@@ -27,6 +40,13 @@ class ExportSettingsSerializer(serializers.Serializer):
     prefix = serializers.CharField(required=False, allow_blank=True, max_length=200)
     role_arn = serializers.CharField(required=False, allow_blank=True, max_length=2048)
     external_id = serializers.CharField(read_only=True)
+    status = ExportStatusSerializer(read_only=True)
+    trust_policy = serializers.JSONField(
+        read_only=True, help_text="The trust policy to give the role (with the External ID)."
+    )
+    permission_policy = serializers.JSONField(
+        read_only=True, help_text="The role's permission policy: s3:PutObject and nothing else."
+    )
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
@@ -37,8 +57,6 @@ class ExportSettingsSerializer(serializers.Serializer):
                 errors[name] = [
                     "Static AWS keys are never accepted: give us an IAM role (role_arn) to assume."
                 ]
-            elif name in ("status", "trust_policy", "permission_policy"):
-                continue
             elif name not in self.fields:
                 errors[name] = ["Unknown field."]
         if errors:

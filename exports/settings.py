@@ -5,11 +5,12 @@ refuses the role without the External ID (AWS's confused-deputy guidance), so a 
 enabled configuration always names a role only we can assume, and only with the ID.
 """
 
+import copy
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from . import aws, selectors
 from .models import ExportSettings, new_external_id
@@ -20,12 +21,19 @@ REQUIRED_WHEN_ENABLED = ("bucket", "region", "role_arn")
 
 @transaction.atomic
 def export_settings_ensure(*, tenant_id: int) -> ExportSettings:
-    """The tenant's settings, created (with a fresh External ID) on first use."""
+    """The tenant's settings, created with their defaults and a fresh External ID on first use.
+
+    Creating them is no entry (``ExportsConfig``): reading the settings changes nothing the
+    tenant configured. Two first reads at once both get the one row.
+    """
     config = selectors.export_settings_get(tenant_id=tenant_id)
     if config is None:
         config = ExportSettings(tenant_id=tenant_id)
-        config.full_clean()
-        config.save()
+        try:
+            with transaction.atomic():
+                config.save()
+        except IntegrityError:
+            config = selectors.export_settings_get(tenant_id=tenant_id)
     return config
 
 
@@ -36,6 +44,26 @@ def _normalise(name: str, value: Any) -> Any:
     return value.strip("/") if name == "prefix" else value
 
 
+def _apply(config: ExportSettings, fields: dict[str, Any]) -> None:
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError(dict.fromkeys(sorted(unknown), "This field cannot be set."))
+    for name, value in fields.items():
+        setattr(config, name, _normalise(name, value))
+    config.full_clean()
+
+
+def export_settings_draft(*, config: ExportSettings, **fields: Any) -> ExportSettings:
+    """A copy of ``config`` with ``fields`` applied and validated, never saved.
+
+    What a form holds before it is saved: the connection test runs on it, and the policies
+    shown follow it, so that a tenant can test a destination before switching to it.
+    """
+    draft = copy.copy(config)
+    _apply(draft, fields)
+    return draft
+
+
 @transaction.atomic
 def export_settings_update(*, config: ExportSettings, **fields: Any) -> ExportSettings:
     """Change the configuration (``AuditLogExportConfigurationChange``).
@@ -43,12 +71,7 @@ def export_settings_update(*, config: ExportSettings, **fields: Any) -> ExportSe
     Enabling, or changing the role while enabled, first checks that the role cannot be
     assumed without the External ID (AWS's confused-deputy guidance); otherwise refused.
     """
-    unknown = set(fields) - set(EDITABLE_FIELDS)
-    if unknown:
-        raise ValidationError(dict.fromkeys(sorted(unknown), "This field cannot be set."))
-    for name, value in fields.items():
-        setattr(config, name, _normalise(name, value))
-    config.full_clean()
+    _apply(config, fields)
     if config.enabled:
         missing = [name for name in REQUIRED_WHEN_ENABLED if not getattr(config, name)]
         if missing:

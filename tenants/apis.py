@@ -10,7 +10,8 @@ from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from rest_framework import exceptions, status, viewsets
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -101,6 +102,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
 # --- Users and the tenant ------------------------------------------------------------------
 
 
+@extend_schema_view(create=extend_schema(request=UserInviteSerializer, responses=UserSerializer))
 class UserViewSet(ServiceViewSet):
     """The tenant's users (owners only); deleting removes the user, keeping the row."""
 
@@ -130,9 +132,11 @@ class TenantApi(APIView):
     def get_object(self) -> Tenant:
         return Tenant.objects.get(pk=self.request.user.tenant_id)
 
+    @extend_schema(responses=TenantSerializer)
     def get(self, request: Request) -> Response:
         return Response(TenantSerializer(self.get_object()).data)
 
+    @extend_schema(request=TenantSerializer, responses=TenantSerializer)
     def patch(self, request: Request) -> Response:
         tenant = self.get_object()
         serializer = TenantSerializer(tenant, data=request.data, partial=True)
@@ -164,6 +168,11 @@ class TeamViewSet(ServiceViewSet):
     def delete_object(self, instance: Team) -> None:
         services.team_delete(team=instance)
 
+    @extend_schema(
+        summary="Add a member to the team",
+        request=MembershipSerializer,
+        responses={201: MembershipSerializer},
+    )
     @action(detail=True, methods=["post"], url_path="members")
     def add_member(self, request: Request, pk: str | None = None) -> Response:
         team = self.get_object()
@@ -172,6 +181,15 @@ class TeamViewSet(ServiceViewSet):
         membership = services.membership_add(team=team, **serializer.validated_data)
         return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        methods=["PATCH"],
+        summary="Change a member's team role",
+        request=MembershipRoleSerializer,
+        responses=MembershipSerializer,
+    )
+    @extend_schema(
+        methods=["DELETE"], summary="Remove a member from the team", responses={204: None}
+    )
     @action(detail=True, methods=["patch", "delete"], url_path=r"members/(?P<user_id>\d+)")
     def member(self, request: Request, pk: str | None = None, user_id: str = "") -> Response:
         membership = get_object_or_404(Membership, team=self.get_object(), user_id=user_id)
@@ -271,16 +289,29 @@ class StoryViewSet(TeamScopedViewSet):
     def delete_object(self, instance: Story) -> None:
         services.story_delete(story=instance)
 
+    @extend_schema(summary="Archive the story", request=None, responses=StorySerializer)
     @action(detail=True, methods=["post"])
     def archive(self, request: Request, pk: str | None = None) -> Response:
         story = services.story_archive(story=self.get_object())
         return Response(StorySerializer(story, context=self.get_serializer_context()).data)
 
+    @extend_schema(summary="Restore the archived story", request=None, responses=StorySerializer)
     @action(detail=True, methods=["post"])
     def restore(self, request: Request, pk: str | None = None) -> Response:
         story = services.story_restore(story=self.get_object())
         return Response(StorySerializer(story, context=self.get_serializer_context()).data)
 
+    @extend_schema(
+        methods=["GET"],
+        summary="The story's versions, newest first",
+        responses=StoryVersionSerializer(many=True),
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Save a version of the story",
+        request=StoryVersionSerializer,
+        responses={201: StoryVersionSerializer},
+    )
     @action(detail=True, methods=["get", "post"], serializer_class=StoryVersionSerializer)
     def versions(self, request: Request, pk: str | None = None) -> Response:
         story = self.get_object()
@@ -292,6 +323,13 @@ class StoryViewSet(TeamScopedViewSet):
         version = services.story_version_create(story=story, **serializer.validated_data)
         return Response(StoryVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        methods=["PATCH"],
+        summary="Rename a version",
+        request=StoryVersionSerializer,
+        responses=StoryVersionSerializer,
+    )
+    @extend_schema(methods=["DELETE"], summary="Delete a version", responses={204: None})
     @action(
         detail=True,
         methods=["patch", "delete"],
@@ -306,7 +344,11 @@ class StoryViewSet(TeamScopedViewSet):
             return Response(status=status.HTTP_204_NO_CONTENT)
         serializer = StoryVersionSerializer(version, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        version = services.story_version_rename(version=version, **serializer.validated_data)
+        # A PATCH without a name changes nothing (the service needs the new name).
+        if "name" in serializer.validated_data:
+            version = services.story_version_rename(
+                version=version, name=serializer.validated_data["name"]
+            )
         return Response(StoryVersionSerializer(version).data)
 
 
@@ -330,10 +372,12 @@ class PageViewSet(TeamScopedViewSet):
     def delete_object(self, instance: Page) -> None:
         services.page_delete(page=instance)
 
+    @extend_schema(summary="Publish the page", request=None, responses=PageSerializer)
     @action(detail=True, methods=["post"])
     def publish(self, request: Request, pk: str | None = None) -> Response:
         return Response(PageSerializer(services.page_publish(page=self.get_object())).data)
 
+    @extend_schema(summary="Unpublish the page", request=None, responses=PageSerializer)
     @action(detail=True, methods=["post"])
     def unpublish(self, request: Request, pk: str | None = None) -> Response:
         return Response(PageSerializer(services.page_unpublish(page=self.get_object())).data)
@@ -342,6 +386,13 @@ class PageViewSet(TeamScopedViewSet):
 # --- API keys ------------------------------------------------------------------------------
 
 
+@extend_schema_view(
+    create=extend_schema(responses={201: ApiKeyCreatedSerializer}),
+    partial_update=extend_schema(
+        description="Only the name of a key can change.",
+        request=inline_serializer("ApiKeyRename", {"name": serializers.CharField(max_length=200)}),
+    ),
+)
 class ApiKeyViewSet(ServiceViewSet):
     """API keys: the raw key is shown once, in the create response; deleting revokes."""
 
@@ -370,7 +421,8 @@ class ApiKeyViewSet(ServiceViewSet):
         fixed = sorted(set(data) - {"name"})
         if fixed:
             raise exceptions.ValidationError(dict.fromkeys(fixed, "Only the name can change."))
-        return services.api_key_rename(api_key=instance, **data)
+        # A PATCH without a name changes nothing (the service needs the new name).
+        return services.api_key_rename(api_key=instance, **data) if data else instance
 
     def delete_object(self, instance: ApiKey) -> None:
         services.api_key_revoke(api_key=instance)

@@ -45,6 +45,8 @@ class ReadOnlyModelSerializer(serializers.ModelSerializer):
 
 
 class TenantSerializer(ReadOnlyModelSerializer):
+    """The tenant's settings."""
+
     class Meta:
         model = Tenant
         fields = ("id", "name", "session_timeout_minutes", "created_at")
@@ -52,6 +54,8 @@ class TenantSerializer(ReadOnlyModelSerializer):
 
 
 class UserSerializer(ReadOnlyModelSerializer):
+    """A user of the tenant: tenant role and permissions (``AUDIT_LOG_READ``)."""
+
     permissions = serializers.ListField(
         child=serializers.ChoiceField(choices=TENANT_PERMISSIONS), required=False
     )
@@ -63,6 +67,8 @@ class UserSerializer(ReadOnlyModelSerializer):
 
 
 class UserInviteSerializer(UserSerializer):
+    """An invitation: a new user, with an optional first password (write-only)."""
+
     password = serializers.CharField(
         write_only=True, required=False, allow_null=True, style={"input_type": "password"}
     )
@@ -72,6 +78,8 @@ class UserInviteSerializer(UserSerializer):
 
 
 class MembershipSerializer(ReadOnlyModelSerializer):
+    """A user's role in a team."""
+
     user = TenantPrimaryKeyRelatedField(queryset=User.objects.all())
 
     class Meta:
@@ -82,10 +90,14 @@ class MembershipSerializer(ReadOnlyModelSerializer):
 
 
 class MembershipRoleSerializer(serializers.Serializer):
+    """A new team role for a member."""
+
     role = serializers.ChoiceField(choices=Membership.Role.choices)
 
 
 class TeamSerializer(ReadOnlyModelSerializer):
+    """A team and its members."""
+
     members = MembershipSerializer(source="memberships", many=True, read_only=True)
 
     class Meta:
@@ -96,6 +108,8 @@ class TeamSerializer(ReadOnlyModelSerializer):
 
 
 class CredentialSerializer(ReadOnlyModelSerializer):
+    """A credential of a team; its value is write-only (never returned)."""
+
     team = TenantPrimaryKeyRelatedField(queryset=Team.objects.all())
     shared_with_teams = TenantPrimaryKeyRelatedField(
         queryset=Team.objects.all(), many=True, required=False
@@ -121,6 +135,8 @@ class CredentialSerializer(ReadOnlyModelSerializer):
 
 
 class ResourceSerializer(ReadOnlyModelSerializer):
+    """A shared, non-secret value of a team (Tines' global resource)."""
+
     team = TenantPrimaryKeyRelatedField(queryset=Team.objects.all())
 
     class Meta:
@@ -130,6 +146,8 @@ class ResourceSerializer(ReadOnlyModelSerializer):
 
 
 class StorySerializer(ReadOnlyModelSerializer):
+    """A story of a team; archived by its own action, not by a field."""
+
     team = TenantPrimaryKeyRelatedField(queryset=Team.objects.all())
 
     class Meta:
@@ -148,6 +166,8 @@ class StorySerializer(ReadOnlyModelSerializer):
 
 
 class StoryVersionSerializer(ReadOnlyModelSerializer):
+    """A named snapshot of a story; only its name can change."""
+
     class Meta:
         model = StoryVersion
         fields = ("id", "story", "name", "snapshot", "created_at")
@@ -155,6 +175,8 @@ class StoryVersionSerializer(ReadOnlyModelSerializer):
 
 
 class PageSerializer(ReadOnlyModelSerializer):
+    """A page of a story; published by its own actions, not by a field."""
+
     story = TenantPrimaryKeyRelatedField(queryset=Story.objects.all())
 
     class Meta:
@@ -164,6 +186,8 @@ class PageSerializer(ReadOnlyModelSerializer):
 
 
 class ApiKeySerializer(ReadOnlyModelSerializer):
+    """An API key (never the key itself, which only the create response shows)."""
+
     user = TenantPrimaryKeyRelatedField(queryset=User.objects.all(), required=False)
 
     class Meta:

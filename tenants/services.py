@@ -276,9 +276,18 @@ def resource_delete(*, resource: Resource) -> None:
 
 
 @transaction.atomic
-def story_create(*, team: Team, name: str, description: str = "") -> Story:
-    """Create a story (``StoryCreation``)."""
-    story = Story(tenant_id=team.tenant_id, team=team, name=name, description=description)
+def story_create(
+    *, team: Team, name: str, description: str = "", enabled: bool = True, locked: bool = False
+) -> Story:
+    """Create a story (``StoryCreation``), enabled and unlocked unless told otherwise."""
+    story = Story(
+        tenant_id=team.tenant_id,
+        team=team,
+        name=name,
+        description=description,
+        enabled=enabled,
+        locked=locked,
+    )
     story.full_clean()
     story.save()
     return story

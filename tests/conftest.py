@@ -11,11 +11,15 @@ from django.db import connection, connections, transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
 from rest_framework.test import APIClient
 
+from audit_project.celery import app as celery_app
 from auditlog import partitions, triggers
 from tenants import services
 from tenants.models import Membership
 
 from . import factories
+
+# The S3/STS stand-in's fixtures (s3_server, s3, configure), for every test that exports.
+pytest_plugins = ["tests.s3"]
 
 
 @dataclass
@@ -126,3 +130,16 @@ def app_role(django_db_setup, django_db_blocker):
         with django_db_blocker.unblock(), connection.cursor() as cursor:
             cursor.execute(f'DROP OWNED BY "{name}"')
             cursor.execute(f'DROP ROLE "{name}"')
+
+
+@pytest.fixture
+def worker_in_process():
+    """Celery runs a queued task at once, where it is queued (the test, or its live server).
+
+    So the test sees what the task did; the real worker is tested in tests/exports/.
+    """
+    conf = celery_app.conf
+    saved = conf.task_always_eager, conf.task_eager_propagates
+    conf.task_always_eager = conf.task_eager_propagates = True
+    yield
+    conf.task_always_eager, conf.task_eager_propagates = saved

@@ -8,6 +8,7 @@ test sees exactly what the server answered.
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -19,10 +20,15 @@ from typing import Any
 
 from django.db import connection
 
-from .s3server import free_port  # noqa: F401 - re-exported for the server tests
-
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def shared_database_url() -> str:

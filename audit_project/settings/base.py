@@ -147,6 +147,9 @@ if AUDIT_LOG_RETENTION_DAYS < 1:
     raise ImproperlyConfigured("AUDIT_LOG_RETENTION_DAYS must be 1 or more.")
 # Seconds a person's reads stay on the primary after a write of theirs (with a replica).
 AUDIT_LOG_READ_YOUR_WRITES_SECONDS = env.int("AUDIT_LOG_READ_YOUR_WRITES_SECONDS", default=5)
+# Milliseconds the Audit logs tab's activity chart may spend counting (PostgreSQL); a range
+# holding more entries than that allows is listed without its chart.
+AUDIT_LOG_CHART_TIMEOUT_MS = env.int("AUDIT_LOG_CHART_TIMEOUT_MS", default=100)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "tenants.User"
@@ -230,7 +233,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "EXCEPTION_HANDLER": "tenants.apis.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Integer ids and the error responses of every endpoint (audit_project/openapi.py).
+    "DEFAULT_SCHEMA_CLASS": "audit_project.openapi.ApiSchema",
 }
 
 # "plain" (human-readable) or "json": one JSON object per line, with the request, tenant and
@@ -287,13 +291,47 @@ SIGN_IN_FAILURES_PER_ACCOUNT = env.str("SIGN_IN_FAILURES_PER_ACCOUNT", default="
 SIGN_IN_FAILURES_PER_IP = env.str("SIGN_IN_FAILURES_PER_IP", default="50/15min")
 
 SPECTACULAR_SETTINGS = {
-    "TITLE": "Audit log API",
+    "TITLE": "Audit logs API",
     "DESCRIPTION": (
-        "Read a tenant's audit log; wire-compatible with the public Tines audit-log API. "
-        "Authenticate with `Authorization: Bearer <key>`, `X-User-Token: <key>` or a session."
+        "A tenant's audit log (wire-compatible with the public Tines audit-log API), its S3 "
+        "export settings, and the domain it records: users, teams, credentials, resources, "
+        "stories, pages, API keys and the tenant's settings. Authenticate with "
+        "`Authorization: Bearer <key>`, `X-User-Token: <key>` or a session (unsafe methods "
+        "then need the CSRF token). Errors of the audit log API are "
+        '`{"errors": [{"message", "details"}]}`; every other endpoint answers DRF\'s way: '
+        '`{field: [messages]}` for invalid input, `{"detail": "..."}` otherwise. A body over '
+        'the upload limit is a 413 with `{"errors": [...]}` everywhere.'
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Requests and responses are separate components: write-only fields (a credential's
+    # value, a password) appear in requests only, read-only ones in responses only.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["audit_project.openapi.canonical_paths"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "audit_project.openapi.error_headers",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "TenantRoleEnum": "tenants.models.User.Role",
+        "TeamRoleEnum": "tenants.models.Membership.Role",
+    },
+    "TAGS": [
+        {
+            "name": "audit_logs",
+            "description": "The tenant's audit log (owners and AUDIT_LOG_READ).",
+        },
+        {"name": "export_settings", "description": "The audit log's S3 export (owners only)."},
+        {"name": "users", "description": "The tenant's users (owners only)."},
+        {"name": "teams", "description": "Teams and their members."},
+        {"name": "credentials", "description": "Secrets of a team; values are write-only."},
+        {"name": "resources", "description": "Shared, non-secret values of a team."},
+        {"name": "stories", "description": "Stories, their archive and their versions."},
+        {"name": "pages", "description": "Pages of stories, and their publishing."},
+        {"name": "api_keys", "description": "API keys; a key is shown once, when created."},
+        {"name": "tenant", "description": "The caller's tenant settings (owners only)."},
+    ],
     # Swagger UI from drf-spectacular-sidecar's static files: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

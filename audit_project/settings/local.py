@@ -15,3 +15,6 @@ AUDIT_EXPORT_SIGNING_KEY = env.str(
     "AUDIT_EXPORT_SIGNING_KEY", default="AJzhYFaXd9GF+XKLHvnQwkxsy+obZRkL3h5L90YY9z4="
 )
 AUDIT_EXPORT_AWS_ACCOUNT_ID = env.str("AUDIT_EXPORT_AWS_ACCOUNT_ID", default="123456789012")
+# A laptop's transactions are short: export entries 10 seconds old, not 5 minutes, so that
+# "Export now" right after a change sends it.
+AUDIT_EXPORT_SETTLE_SECONDS = env.int("AUDIT_EXPORT_SETTLE_SECONDS", default=10)

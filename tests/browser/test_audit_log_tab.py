@@ -171,7 +171,7 @@ def drive(chromium, url: str, reader, recent: list[int], tmp_path: Path) -> Path
     assert page.get_by_role("heading", level=1).inner_text() == "Audit logs"
 
     # Filter by an operation and a time range; the form is submitted from the keyboard.
-    page.get_by_label("Operations").select_option("TeamCreation")
+    page.get_by_role("group", name="Operations").get_by_label("Created a team").check()
     page.get_by_label("Time range").select_option("7d")
     page.get_by_role("button", name="Apply filters").press("Enter")
     page.wait_for_url(re.compile(r".*operation_name=TeamCreation.*"))
@@ -186,18 +186,25 @@ def drive(chromium, url: str, reader, recent: list[int], tmp_path: Path) -> Path
         full_page=True,
     )
 
-    # Page to older entries and back.
+    # Page to older entries; an entry's detail links back to that same page and filters.
     page.get_by_role("link", name="Older →").click()
     page.wait_for_url(re.compile(r".*cursor=.*"))
     assert row_ids(page) == recent[50:]
     assert page.get_by_role("link", name="Older →").count() == 0
+    second_page = page.url
+    page.locator(f'tr[data-entry-id="{recent[55]}"] th a').click()
+    page.wait_for_url(re.compile(rf".*/settings/audit-logs/{recent[55]}/\?.*"))
+    page.get_by_role("link", name="← Audit logs").click()
+    page.wait_for_url(re.compile(r".*/settings/audit-logs/\?.*"))
+    assert page.url == second_page
+    assert row_ids(page) == recent[50:]
     page.get_by_role("link", name="← Newer").click()
     page.wait_for_url(re.compile(r".*dir=newer.*"))
     assert row_ids(page) == first_page
 
     # Open an entry's detail, then come back.
     page.locator(f'tr[data-entry-id="{recent[3]}"] th a').click()
-    page.wait_for_url(f"{url}/settings/audit-logs/{recent[3]}/")
+    page.wait_for_url(re.compile(rf".*/settings/audit-logs/{recent[3]}/\?.*"))
     assert page.get_by_role("heading", level=1).inner_text() == "Created a team"
     assert "TeamCreation" in page.locator("main").inner_text()
     assert page.get_by_role("heading", name="Changes").count() == 1
@@ -289,3 +296,93 @@ def drive_owner(chromium, url: str, owner) -> tuple[list[str], list[str]]:
     page.wait_for_timeout(500)
     context.close()
     return violations, dialogs
+
+
+def sign_in(page, url: str, user) -> None:
+    page.goto(f"{url}/login/")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(factories.PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{url}/")
+
+
+def test_a_click_on_a_chart_bar_narrows_the_list_to_it(tenant_log, live_server):
+    tenant, reader, recent = tenant_log
+    long_name = "Maximiliana Bartholomew-Featherstonehaugh of the Incident Response Rota"
+    services.user_update(user=factories.user(tenant), name=long_name)
+    with sync_api().sync_playwright() as playwright:
+        chromium = launch(playwright)
+        try:
+            context = chromium.new_context(timezone_id="Europe/Paris")
+            violations = watch_csp(context)
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            sign_in(page, live_server.url, reader)
+            page.goto(
+                f"{live_server.url}/settings/audit-logs/?operation_name=TeamCreation&range=30d"
+            )
+            summary = page.locator("#summary-line")
+            assert summary.inner_text() == "62 entries match the filters:"
+            bars = page.locator("svg.activity-chart a.bar")
+            # 30 days in days: every team was created today; the old one is 45 days back.
+            assert bars.count() == 1
+            assert "62 entries" in bars.first.get_attribute("aria-label")
+            bars.first.click()
+            page.wait_for_url(re.compile(r".*after=.*before=.*"))
+            assert "range=" not in page.url
+            assert "operation_name=TeamCreation" in page.url
+            assert summary.inner_text() == "62 entries match the filters:"
+            assert row_ids(page) == recent[:50]
+            # The day's chart is drawn in hours, and a bar of it narrows again.
+            assert "per hour (Europe/Paris)" in page.locator("#activity-caption").inner_text()
+            hour = page.locator("svg.activity-chart a.bar").last
+            counted = int(re.search(r": (\d+) entr", hour.get_attribute("aria-label")).group(1))
+            hour.click()
+            page.wait_for_url(re.compile(r".*after=.*"))
+            assert summary.inner_text().startswith(f"{counted} entr")
+            assert "per minute" in page.locator("#activity-caption").inner_text()
+            context.close()
+        finally:
+            chromium.close()
+    assert violations == []
+
+
+def test_admin_audit_log_fits_1280_pixels(owner_site, live_server, tmp_path):
+    long_name = "Security Operations: Incident Response and Threat Hunting (EMEA night shift)"
+    services.team_create(tenant=owner_site.tenant, name=long_name)
+    row = entry_row(operation_name="TeamUpdate", tenant_id=owner_site.tenant.pk, user=owner_site)
+    row.update(request_ip="2001:db8:85a3:1234:5678:8a2e:370:7334", target_repr=long_name)
+    record_rows([row])
+    with sync_api().sync_playwright() as playwright:
+        chromium = launch(playwright)
+        try:
+            context = chromium.new_context(viewport={"width": 1280, "height": 900})
+            violations = watch_csp(context)
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            sign_in(page, live_server.url, owner_site)
+            page.goto(f"{live_server.url}/admin/auditlog/auditlogentry/")
+            page.locator("#result_list").wait_for()
+            widths = page.evaluate(
+                "() => { const box = document.querySelector('#changelist .results');"
+                " return {page: document.documentElement.scrollWidth,"
+                " table: document.querySelector('#result_list').getBoundingClientRect().right,"
+                " overflow: box.scrollWidth - box.clientWidth}; }"
+            )
+            # A picture to look at (AUDIT_ADMIN_SCREENSHOT=/tmp/admin_log.png).
+            page.screenshot(
+                path=os.environ.get("AUDIT_ADMIN_SCREENSHOT") or str(tmp_path / "admin.png"),
+                full_page=True,
+            )
+            text = page.locator("#result_list").inner_text()
+            context.close()
+        finally:
+            chromium.close()
+    assert widths["page"] <= 1280, widths
+    assert widths["table"] <= 1280, widths
+    assert widths["overflow"] <= 0, widths  # no column hidden behind a scroll bar
+    assert long_name in text
+    assert "Created a team" in text
+    assert "TeamCreation" in text
+    assert " UTC" in text
+    assert violations == []

@@ -20,7 +20,7 @@ def as_user(api, world, who="owner"):
 
 
 @pytest.mark.parametrize("who", ["reader", "member"])
-def test_non_owners_get_403_everywhere(api, world_a, client, who):
+def test_non_owners_get_403_everywhere_but_the_readers_status_page(api, world_a, client, who):
     as_user(api, world_a, who)
     assert api.get(URL).status_code == 403
     assert api.put(URL, {"bucket": "x"}, format="json").status_code == 403
@@ -29,7 +29,10 @@ def test_non_owners_get_403_everywhere(api, world_a, client, who):
     assert api.get("/api/v1/audit_logs/export_public_key").status_code == 403
     user = getattr(world_a, who)
     client.login(email=user.email, password=factories.PASSWORD)
-    assert client.get(reverse("audit_log_export_settings")).status_code == 403
+    page = reverse("audit_log_export_settings")
+    # A reader of the audit log sees the export's status (tests/exports/test_views.py).
+    assert client.get(page).status_code == (200 if who == "reader" else 403)
+    assert client.post(page, {"action": "save", "bucket": "x"}).status_code == 403
     assert not ExportSettings.objects.exists()
 
 
@@ -123,11 +126,27 @@ def test_config_changes_are_audited(api, world_a, s3):
             tenant_id=world_a.tenant.pk, operation_name="AuditLogExportConfigurationChange"
         ).order_by("id")
     )
-    assert len(entries) == 3  # created (External ID generated), configured, regenerated
+    assert len(entries) == 2  # configured, regenerated (reading them first was no change)
     assert all(e.user_id == world_a.owner.pk and e.actor_type == "api_key" for e in entries)
-    assert entries[1].changes["bucket"] == ["", s3.bucket]
-    assert entries[1].changes["enabled"] == [False, True]
-    assert entries[2].changes["external_id"][0] == external_id
+    assert entries[0].changes["bucket"] == ["", s3.bucket]
+    assert entries[0].changes["enabled"] == [False, True]
+    assert entries[0].changes["prefix"] == ["", "acme"]
+    assert entries[1].changes["external_id"][0] == external_id
+
+
+def test_reading_the_settings_for_the_first_time_records_nothing(api, client, world_a):
+    tenant_entries = AuditLogEntry.objects.filter(tenant_id=world_a.tenant.pk)
+    client.login(email=world_a.owner.email, password=factories.PASSWORD)
+    before = tenant_entries.count()
+    page = client.get(reverse("audit_log_export_settings"))
+    assert page.status_code == 200
+    assert tenant_entries.count() == before
+    # The External ID is issued once, on that first read, and shown the same from then on.
+    external_id = ExportSettings.objects.get(tenant_id=world_a.tenant.pk).external_id
+    assert external_id in page.content.decode()
+    assert as_user(api, world_a).get(URL).json()["external_id"] == external_id
+    assert external_id in client.get(reverse("audit_log_export_settings")).content.decode()
+    assert not tenant_entries.filter(operation_name="AuditLogExportConfigurationChange").exists()
 
 
 def test_saving_a_role_assumable_without_external_id_is_refused(api, world_a, s3):
@@ -181,17 +200,9 @@ def test_settings_page_shows_form_errors_policies_and_test_result(client, world_
     assert 'id="region-error"' in bad.content.decode()
 
     role = s3.create_role(external_id=config.external_id, actions=("s3:GetObject",))
-    saved = client.post(
-        url,
-        {
-            "action": "save",
-            "enabled": "on",
-            "bucket": s3.bucket,
-            "region": s3.region,
-            "role_arn": role,
-        },
-    )
+    form = {"enabled": "on", "bucket": s3.bucket, "region": s3.region, "role_arn": role}
+    saved = client.post(url, {"action": "save", **form})
     assert saved.status_code == 302
-    tested = client.post(url, {"action": "test"})
+    tested = client.post(url, {"action": "test", **form})
     assert "Failed at writing to the bucket" in tested.content.decode()
     assert "AccessDenied" in tested.content.decode()

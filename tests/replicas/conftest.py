@@ -2,8 +2,6 @@
 
 import pytest
 
-# The export test runs a real export into the moto S3 server of the export tests.
-from ..exports.conftest import configure, s3, s3_server  # noqa: F401
 from . import pair
 
 

@@ -473,6 +473,14 @@ def test_create_story(world_a, member):
     assert entry.inputs["inputs"]["name"] == "New"
 
 
+def test_create_a_disabled_locked_story(world_a, member):
+    body = {"team": world_a.team.pk, "name": "Paused", "enabled": False, "locked": True}
+    response, _ = member.expect("StoryCreation", "post", "stories/", body, target_type="story")
+    assert (response.json()["enabled"], response.json()["locked"]) == (False, True)
+    story = Story.objects.get(pk=response.json()["id"])
+    assert (story.enabled, story.locked) == (False, True)
+
+
 def test_story_movement(world_a, member, owner, story):
     other = factories.team(world_a.tenant, "Elsewhere")
     url = f"stories/{story.pk}/"
@@ -517,6 +525,8 @@ def test_story_versions(member, story):
         target_id=entry.target_id,
     )
     assert renamed.changes == {"name": ["v1", "v1 final"]}
+    unchanged, entries = member.call("patch", version_url, {})
+    assert (unchanged.json()["name"], entries) == ("v1 final", [])
     member.expect(
         "StoryVersionDeletion",
         "delete",
@@ -574,6 +584,8 @@ def test_personal_key_lifecycle(member):
         "AuthenticationTokenEdit", "patch", url, {"name": "CI runner"}, target_type="api_key"
     )
     assert entry.changes == {"name": ["CI", "CI runner"]}
+    unchanged, entries = member.call("patch", url, {})
+    assert (unchanged.json()["name"], entries) == ("CI runner", [])
     assert_refused(member, "patch", url, {"kind": "service"}, 400, "kind")
     _, entry = member.expect(
         "AuthenticationTokenDeletion", "delete", url, target_type="api_key", target_id=key_id
@@ -732,3 +744,18 @@ def test_domain_api_is_limited_per_key_with_retry_after(api, world_a, limited):
 def test_domain_api_is_limited_for_session_users(client, world_a, limited):
     client.force_login(world_a.owner)
     assert [client.get("/api/v1/stories/").status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+@pytest.mark.parametrize(
+    "path", ["teams/1.5/", "teams/-1/members/-2/", "stories/1/versions/false/", "nothing/"]
+)
+def test_unknown_api_urls_are_json_404s(owner, path):
+    response, _ = owner.call("get", path, status=404)
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_unknown_pages_keep_the_html_404_page(client, db):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")

@@ -1,4 +1,9 @@
-"""A real S3/STS/IAM server (moto, IAM enforcement on) for the export tests."""
+"""The local S3/STS stand-in (``scripts/s3server.py``, moto with IAM enforcement) for tests.
+
+A pytest plugin (``tests/conftest.py`` names it): ``s3_server`` launches one stand-in for the
+session and points boto3 at it as the exporter's base identity; ``s3`` is that server with
+the exporter's role-credential cache emptied; ``configure`` enables a tenant's export to it.
+"""
 
 import json
 import os
@@ -9,48 +14,42 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from exports import aws
 from exports.settings import export_settings_ensure, export_settings_update
+from scripts import s3server
 
-LAUNCHER = Path(__file__).resolve().parent.parent / "s3server.py"
+LAUNCHER = Path(s3server.__file__)
 PUT_ONLY = "s3:PutObject"
 
 
 @dataclass
 class S3Server:
-    """The running moto server and an admin's view of it."""
+    """The running stand-in (as its launcher's JSON line describes it), seen by its admin."""
 
-    endpoint: str
-    bucket: str
-    region: str
-    account: str
-    admin_keys: dict
-    exporter_keys: dict
+    info: dict
     process: Any
 
-    @classmethod
-    def launched(cls, info: dict, process: Any) -> "S3Server":
-        """The server described by the launcher's first line of output."""
-        return cls(
-            endpoint=info["endpoint"],
-            bucket=info["bucket"],
-            region=info["region"],
-            account=info["account"],
-            admin_keys=info["admin"],
-            exporter_keys=info["exporter"],
-            process=process,
-        )
+    @property
+    def endpoint(self) -> str:
+        return self.info["endpoint"]
+
+    @property
+    def bucket(self) -> str:
+        return self.info["bucket"]
+
+    @property
+    def region(self) -> str:
+        return self.info["region"]
+
+    @property
+    def account(self) -> str:
+        return self.info["account"]
 
     def admin(self, service: str) -> Any:
         """A client signed by the admin user (reads the bucket, creates roles)."""
-        return boto3.session.Session(
-            aws_access_key_id=self.admin_keys["AccessKeyId"],
-            aws_secret_access_key=self.admin_keys["SecretAccessKey"],
-            region_name=self.region,
-        ).client(service, endpoint_url=self.endpoint)
+        return s3server.client(self.info, service)
 
     def create_role(
         self,
@@ -68,28 +67,16 @@ class S3Server:
         }
         if external_id is not None:
             statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
-        name = f"export-{uuid.uuid4().hex[:12]}"
-        iam = self.admin("iam")
-        arn = iam.create_role(
-            RoleName=name,
-            AssumeRolePolicyDocument=json.dumps(
-                {"Version": "2012-10-17", "Statement": [statement]}
-            ),
-        )["Role"]["Arn"]
         resource = f"arn:aws:s3:::{bucket or self.bucket}/{prefix + '/' if prefix else ''}*"
-        iam.put_role_policy(
-            RoleName=name,
-            PolicyName="export",
-            PolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {"Effect": "Allow", "Action": list(actions), "Resource": resource}
-                    ],
-                }
-            ),
+        return s3server.put_role(
+            self.admin("iam"),
+            name=f"export-{uuid.uuid4().hex[:12]}",
+            trust_policy={"Version": "2012-10-17", "Statement": [statement]},
+            permission_policy={
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": resource}],
+            },
         )
-        return arn
 
     def objects(self, prefix: str = "") -> dict[str, bytes]:
         """Every object under ``prefix``, read back with admin credentials."""
@@ -104,10 +91,10 @@ class S3Server:
         return {k: s3.get_object(Bucket=self.bucket, Key=k)["Body"].read() for k in keys}
 
 
-@pytest.fixture(scope="session")
-def s3_server():
+def launch(*args: str) -> S3Server:
+    """Start the launcher and wait for its JSON line."""
     process = subprocess.Popen(  # noqa: S603
-        [sys.executable, str(LAUNCHER)],
+        [sys.executable, str(LAUNCHER), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -116,14 +103,13 @@ def s3_server():
     if not line:
         process.kill()
         pytest.fail("the moto server did not start")
-    info = json.loads(line)
-    server = S3Server.launched(info, process)
-    env = {
-        "AWS_ENDPOINT_URL": server.endpoint,
-        "AWS_ACCESS_KEY_ID": server.exporter_keys["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": server.exporter_keys["SecretAccessKey"],
-        "AWS_DEFAULT_REGION": server.region,
-    }
+    return S3Server(info=json.loads(line), process=process)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    server = launch()
+    env = s3server.exporter_environment(server.info)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     yield server
@@ -132,8 +118,8 @@ def s3_server():
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-    process.terminate()
-    process.wait(timeout=10)
+    server.process.terminate()
+    server.process.wait(timeout=10)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ INDEX = "auditlog_auditlogentry_tenant_id_a6478757"
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("auditlog", "0005_partition_by_month"),
+        ("auditlog", "0007_partition_by_month"),
         ("tenants", "0001_initial"),
     ]
 

@@ -220,6 +220,6 @@ class Migration(migrations.Migration):
     # Not one transaction: the copy commits chunk by chunk while capture goes on (above).
     atomic = False
 
-    dependencies = [("auditlog", "0004_refuse_truncate")]
+    dependencies = [("auditlog", "0006_admin_search_indexes")]
 
     operations = [migrations.RunPython(forwards, backwards)]
