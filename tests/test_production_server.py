@@ -153,7 +153,10 @@ def test_log_lines_are_json_with_request_tenant_and_user(transactional_db, serve
 
 @pytest.mark.parametrize(
     ("down", "failed"),
-    [("REDIS_URL", {"cache", "broker"}), ("DATABASE_URL", {"database", "migrations"})],
+    [
+        ("REDIS_URL", {"cache", "broker"}),
+        ("DATABASE_URL", {"database", "migrations", "default_partition"}),
+    ],
 )
 def test_readyz_is_503_when_a_dependency_is_unreachable(
     transactional_db, static_root, tmp_path, down, failed

@@ -141,8 +141,14 @@ def test_search_is_served_by_the_prefix_indexes_led_by_the_tenant(world_a, world
     )
     sql, params = matches.order_by().values_list("pk", flat=True).query.sql_with_params()
     plan = _plan(sql, params)
-    assert "auditlog_tenant_email_prefix" in plan, plan
-    assert "auditlog_tenant_target_prefix" in plan, plan
+    if connection.vendor == "postgresql":
+        # Each monthly partition has its own copy of the prefix indexes, named by PostgreSQL:
+        # the prefix must be an index range (``~>=~``), not a filter over the tenant's rows.
+        assert "upper((user_email)::text) ~>=~" in plan, plan
+        assert "upper((target_repr)::text) ~>=~" in plan, plan
+    else:
+        assert "auditlog_tenant_email_prefix" in plan, plan
+        assert "auditlog_tenant_target_prefix" in plan, plan
     assert "Seq Scan" not in plan
     assert "SCAN auditlog_auditlogentry" not in plan  # SQLite's full scan
     found, _ = model_admin.get_search_results(request, entries, "PERSON123")
