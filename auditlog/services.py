@@ -138,7 +138,9 @@ def record_rows(rows: list[dict[str, Any]]) -> None:
 def _insert(rows: list[dict[str, Any]]) -> None:
     routing.pin_writers(row["user_id"] for row in rows)
     connection = connections[router.db_for_write(AuditLogEntry)]
-    if connection.vendor == "postgresql" and len(rows) >= COPY_THRESHOLD:
+    if len(rows) == 1:
+        _insert_one(connection, rows[0])
+    elif connection.vendor == "postgresql" and len(rows) >= COPY_THRESHOLD:
         _copy(connection, rows)
     else:
         AuditLogEntry.objects.bulk_create(
@@ -146,9 +148,29 @@ def _insert(rows: list[dict[str, Any]]) -> None:
         )
 
 
+def _columns() -> list[Any]:
+    """The entry's fields that capture writes (the database numbers the entries)."""
+    return [f for f in AuditLogEntry._meta.concrete_fields if not f.primary_key]
+
+
+def _insert_one(connection: Any, row: dict[str, Any]) -> None:
+    """Insert one entry (a single save's) with a plain INSERT, inside the caller's transaction.
+
+    ``bulk_create`` would build a model instance, compile its query and read back an id that
+    capture never uses: for one row that costs more than the database takes to write it.
+    Values are prepared by each field, as ``bulk_create`` prepares them.
+    """
+    fields = _columns()
+    table = connection.ops.quote_name(AuditLogEntry._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [f.get_db_prep_save(row[f.attname], connection) for f in fields])
+
+
 def _copy(connection: Any, rows: list[dict[str, Any]]) -> None:
     """Insert rows with PostgreSQL's COPY, inside the caller's transaction."""
-    fields = [f for f in AuditLogEntry._meta.concrete_fields if not f.primary_key]
+    fields = _columns()
     sql = (
         f"COPY {AuditLogEntry._meta.db_table} "
         f"({', '.join(connection.ops.quote_name(f.column) for f in fields)}) FROM STDIN"
