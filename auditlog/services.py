@@ -27,6 +27,7 @@ BATCH_SIZE = 2000
 # From this many rows on, PostgreSQL gets them through COPY: several times faster than INSERT.
 COPY_THRESHOLD = 100
 JSON_COLUMNS = ("inputs", "outputs", "changes")
+_INSERT_SQL: dict[str, str] = {}  # the one-row INSERT, per database vendor
 
 
 def stamp(user: Any = None) -> dict[str, Any]:
@@ -148,7 +149,7 @@ def _insert(rows: list[dict[str, Any]]) -> None:
         )
 
 
-def _columns() -> list[Any]:
+def entry_fields() -> list[Any]:
     """The entry's fields that capture writes (the database numbers the entries)."""
     return [f for f in AuditLogEntry._meta.concrete_fields if not f.primary_key]
 
@@ -160,17 +161,22 @@ def _insert_one(connection: Any, row: dict[str, Any]) -> None:
     capture never uses: for one row that costs more than the database takes to write it.
     Values are prepared by each field, as ``bulk_create`` prepares them.
     """
-    fields = _columns()
-    table = connection.ops.quote_name(AuditLogEntry._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"  # noqa: S608
+    fields = entry_fields()
+    sql = _INSERT_SQL.get(connection.vendor)
+    if sql is None:
+        table = connection.ops.quote_name(AuditLogEntry._meta.db_table)
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        placeholders = ", ".join(["%s"] * len(fields))
+        sql = _INSERT_SQL[connection.vendor] = (
+            f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
+        )
     with connection.cursor() as cursor:
         cursor.execute(sql, [f.get_db_prep_save(row[f.attname], connection) for f in fields])
 
 
 def _copy(connection: Any, rows: list[dict[str, Any]]) -> None:
     """Insert rows with PostgreSQL's COPY, inside the caller's transaction."""
-    fields = _columns()
+    fields = entry_fields()
     sql = (
         f"COPY {AuditLogEntry._meta.db_table} "
         f"({', '.join(connection.ops.quote_name(f.column) for f in fields)}) FROM STDIN"

@@ -50,7 +50,7 @@ from . import registry, routing
 from .models import AuditLogEntry
 from .operations import get_operation
 from .redaction import REDACTED, is_secret_key
-from .services import stamp
+from .services import entry_fields, stamp
 from .truncation import MAX_STRING_LENGTH, PREFIX_LENGTH
 
 TEXT_FIELDS = (models.CharField, models.TextField, models.EmailField, models.SlugField)
@@ -291,7 +291,7 @@ class Statement:
             "outputs": EMPTY,
             "changes": "e.changes",
         }
-        fields = [f for f in AuditLogEntry._meta.concrete_fields if not f.primary_key]
+        fields = entry_fields()
         select, params = [], []
         for field in fields:
             if field.attname in computed:

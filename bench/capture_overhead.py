@@ -1,17 +1,31 @@
-"""Benchmark: what capture costs on PostgreSQL.
+"""Benchmark: what capture costs on PostgreSQL, and where the time goes.
 
-(a) one credential update through its service, with capture vs with capture disconnected;
-(b) ``QuerySet.update()`` of 10,000 audited rows with capture vs a plain update, and how
-many INSERT statements capture issues for the batch.
+(a) one credential update through its service (load, edit, save, commit), with capture vs
+    with capture off (no receivers, ``Model.save`` without the audited wrapper): the added
+    wall time per write, then a breakdown of it, from instrumented rounds;
+(b) ``QuerySet.update()`` of 10,000 audited rows (one entry per row) vs a plain update, the
+    statements that write entries, and the floor: the same 10,000 entries written alone.
 
-Run: .venv/bin/python bench/capture_overhead.py  (DATABASE_URL: a PostgreSQL server's URL)
-It creates and drops a scratch database (``test_<name>``) and prints its figures.
+Rounds of both variants are interleaved, so that the noise of a shared machine hits both
+alike; the figures are medians. The load average is printed with them.
+
+Run: .venv/bin/python bench/capture_overhead.py             # on an empty scratch database
+     .venv/bin/python bench/capture_overhead.py --existing  # on DATABASE_URL as it is
+DATABASE_URL names a PostgreSQL database. Without ``--existing`` the bench creates and drops
+the scratch database ``test_<name>``. With it, it works in that database (e.g. 10M entries
+from ``bench/seed_entries.py``), in its biggest tenant, and leaves its rows there: a team, a
+credential and 10,000 stories per run, and their entries.
 """
 
+import argparse
 import os
 import statistics
 import sys
 import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -22,77 +36,171 @@ import django
 
 django.setup()
 
-from django.db import connection, models, transaction  # noqa: E402
-from django.db.models import signals  # noqa: E402
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction  # noqa: E402
+from django.db.models import Count, signals  # noqa: E402
 from django.test.runner import DiscoverRunner  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from auditlog import signals as capture  # noqa: E402
 from auditlog.models import AuditLogEntry  # noqa: E402
 from tenants import services  # noqa: E402
-from tenants.models import Credential, Story  # noqa: E402
+from tenants.models import Credential, Story, Tenant  # noqa: E402
 
 SINGLE_ROUNDS = 400
+BREAKDOWN_ROUNDS = 200
 BULK_ROWS = 10_000
-BULK_ROUNDS = 5
+BULK_ROUNDS = 7
+ENTRIES = AuditLogEntry._meta.db_table
 
 
-class capture_off:
-    """Disconnect the save receivers of one model for the block (the bench's baseline)."""
-
-    def __init__(self, model: type[models.Model]) -> None:
-        self.uid = f"auditlog.{model._meta.label}"
-        self.model = model
-
-    def __enter__(self) -> None:
-        signals.post_save.disconnect(sender=self.model, dispatch_uid=f"{self.uid}.save")
-
-    def __exit__(self, *exc: object) -> None:
-        signals.post_save.connect(
-            capture.record_save, sender=self.model, dispatch_uid=f"{self.uid}.save"
-        )
-
-
-def timed(fn, rounds: int) -> list[float]:
-    out = []
-    for i in range(rounds):
-        start = time.perf_counter()
-        fn(i)
-        out.append(time.perf_counter() - start)
-    return out
+@contextmanager
+def capture_off(model: type[models.Model]) -> Iterator[None]:
+    """The model as if it were not audited: no receivers, the plain ``Model.save``."""
+    uid = f"auditlog.{model._meta.label}"
+    signals.post_init.disconnect(sender=model, dispatch_uid=f"{uid}.init")
+    signals.post_save.disconnect(sender=model, dispatch_uid=f"{uid}.save")
+    model.save = models.Model.save
+    try:
+        yield
+    finally:
+        del model.save
+        signals.post_init.connect(capture.take_snapshot, sender=model, dispatch_uid=f"{uid}.init")
+        signals.post_save.connect(capture.record_save, sender=model, dispatch_uid=f"{uid}.save")
 
 
-def single_update() -> None:
-    tenant = services.tenant_create(name="Bench")
-    team = services.team_create(tenant=tenant, name="Bench team")
+class Probe:
+    """Seconds spent in named parts of one round: SQL by kind, COMMIT, the receivers."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+
+    def statement(self, execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.parts[_kind(sql)] += time.perf_counter() - started
+            self.counts[_kind(sql)] += 1
+
+    def timed(self, name: str, fn: Callable) -> Callable:
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.parts[name] += time.perf_counter() - started
+
+        return wrapper
+
+
+def _kind(sql: str) -> str:
+    if sql.startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO")):
+        return "savepoint"
+    if ENTRIES in sql:
+        return "entries sql"
+    return "other sql"
+
+
+@contextmanager
+def probed(probe: Probe, model: type[models.Model] | None = None) -> Iterator[None]:
+    """Time statements and COMMIT; with ``model``, also its capture receivers."""
+    uid = f"auditlog.{model._meta.label}" if model else ""
+    receivers = [
+        (signals.post_init, "init", capture.take_snapshot, "snapshot on load"),
+        (signals.post_save, "save", capture.record_save, "record_save"),
+    ]
+    if model:
+        for signal, suffix, receiver, name in receivers:
+            signal.disconnect(sender=model, dispatch_uid=f"{uid}.{suffix}")
+            wrapped = probe.timed(name, receiver)
+            signal.connect(wrapped, sender=model, weak=False, dispatch_uid=f"{uid}.{suffix}")
+    db = connections[DEFAULT_DB_ALIAS]
+    db.commit = probe.timed("commit", db.commit)
+    try:
+        with db.execute_wrapper(probe.statement):
+            yield
+    finally:
+        del db.commit  # the class's method again
+        if model:
+            for signal, suffix, receiver, _ in receivers:
+                signal.disconnect(sender=model, dispatch_uid=f"{uid}.{suffix}")
+                signal.connect(receiver, sender=model, dispatch_uid=f"{uid}.{suffix}")
+
+
+def timed(fn: Callable[[int], None], i: int) -> float:
+    started = time.perf_counter()
+    fn(i)
+    return time.perf_counter() - started
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.3f} ms"
+
+
+def single_update(tenant: Tenant) -> None:
+    team = services.team_create(tenant=tenant, name=f"Capture bench {uuid.uuid4().hex[:8]}")
     cred = services.credential_create(team=team, name="c", value="initial-secret")
 
     def update(i: int) -> None:
         fresh = Credential.objects.get(pk=cred.pk)
         services.credential_update(credential=fresh, description=f"round {i}-{time.time()}")
 
-    for _ in range(50):  # warm up connections, caches, the Fernet key
-        update(0)
+    for i in range(50):  # warm up connections, caches, the Fernet key
+        update(i)
     baseline, captured = [], []
-    for _ in range(SINGLE_ROUNDS):  # interleaved, so that machine noise hits both alike
+    for i in range(SINGLE_ROUNDS):
         with capture_off(Credential):
-            baseline += timed(update, 1)
-        captured += timed(update, 1)
+            baseline.append(timed(update, i))
+        captured.append(timed(update, i))
     b, c = statistics.median(baseline), statistics.median(captured)
     print(f"(a) single credential update via service, {SINGLE_ROUNDS} rounds each")
-    print(f"    without capture: median {b * 1000:.3f} ms  p95 {p95(baseline) * 1000:.3f} ms")
-    print(f"    with capture:    median {c * 1000:.3f} ms  p95 {p95(captured) * 1000:.3f} ms")
-    print(f"    ratio (median):  {c / b:.2f}x   target <= 1.3x")
+    print(f"    without capture: median {ms(b)}  p95 {ms(p95(baseline))}")
+    print(f"    with capture:    median {ms(c)}  p95 {ms(p95(captured))}")
+    print(f"    added per write: {ms(c - b)}   ({c / b:.2f}x)   target <= 0.5 ms")
+    single_breakdown(update)
 
 
-def bulk_update() -> None:
-    tenant = services.tenant_create(name="Bulk bench")
-    team = services.team_create(tenant=tenant, name="Bulk team")
+def single_breakdown(update: Callable[[int], None]) -> None:
+    """Instrumented rounds: where the added time goes (medians of per-round sums)."""
+    base_parts, cap_parts = defaultdict(list), defaultdict(list)
+    base_total, cap_total = [], []
+    for i in range(BREAKDOWN_ROUNDS):
+        probe = Probe()
+        with capture_off(Credential), probed(probe):
+            base_total.append(timed(update, i))
+        for name in ("commit", "savepoint", "other sql"):
+            base_parts[name].append(probe.parts[name])
+        probe = Probe()
+        with probed(probe, Credential):
+            cap_total.append(timed(update, i))
+        for name in ("commit", "savepoint", "other sql", "entries sql"):
+            cap_parts[name].append(probe.parts[name])
+        cap_parts["snapshot on load"].append(probe.parts["snapshot on load"])
+        cap_parts["entry in python"].append(probe.parts["record_save"] - probe.parts["entries sql"])
+    med = {name: statistics.median(values) for name, values in cap_parts.items()}
+    base = {name: statistics.median(values) for name, values in base_parts.items()}
+    added = statistics.median(cap_total) - statistics.median(base_total)
+    rows = [
+        ("INSERT of the entry (one round trip)", med["entries sql"]),
+        ("COMMIT: deferred FK checks, more WAL", med["commit"] - base["commit"]),
+        ("savepoints", med["savepoint"] - base["savepoint"]),
+        ("entry in Python: diff, redaction, JSON", med["entry in python"]),
+        ("snapshot on load (post_init)", med["snapshot on load"]),
+        ("other statements (should be 0)", med["other sql"] - base["other sql"]),
+    ]
+    rest = added - sum(value for _, value in rows)
+    print(f"    breakdown ({BREAKDOWN_ROUNDS} instrumented rounds; added {ms(added)}):")
+    for name, value in [*rows, ("rest: signal dispatch, atomic block, noise", rest)]:
+        print(f"      {name:44s} {value * 1000:7.3f} ms")
+
+
+def bulk_update(tenant: Tenant) -> None:
+    team = services.team_create(tenant=tenant, name=f"Bulk bench {uuid.uuid4().hex[:8]}")
     Story.objects.bulk_create(
         [Story(tenant=tenant, team=team, name=f"story {i}") for i in range(BULK_ROWS)],
         batch_size=2000,
     )
-    rows = Story.objects.filter(tenant=tenant)
+    rows = Story.objects.filter(team=team)
 
     def plain(i: int) -> None:
         with transaction.atomic():
@@ -103,34 +211,118 @@ def bulk_update() -> None:
             rows.update(description=f"audited {i}")
 
     plain(-1)
-    baseline = timed(plain, BULK_ROUNDS)
-    before = AuditLogEntry.objects.count()
-    with CaptureQueriesContext(connection) as ctx:
-        captured = timed(audited, BULK_ROUNDS)
-    writes = [q for q in ctx.captured_queries if "auditlog_auditlogentry" in q["sql"]]
-    recorded = AuditLogEntry.objects.count() - before
+    audited(-1)
+    baseline, captured = [], []
+    plain_parts, audited_parts = defaultdict(list), defaultdict(list)
+    before = AuditLogEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    for i in range(BULK_ROUNDS):
+        for fn, totals, parts in (
+            (plain, baseline, plain_parts),
+            (audited, captured, audited_parts),
+        ):
+            probe = Probe()
+            with probed(probe):
+                totals.append(timed(fn, i))
+            for name, value in probe.parts.items():
+                parts[name].append(value)
+            parts["entry statements"].append(probe.counts["entries sql"])
+    recorded = AuditLogEntry.objects.filter(id__gt=before).count()
     b, c = statistics.median(baseline), statistics.median(captured)
     print(f"(b) QuerySet.update() of {BULK_ROWS:,} stories, {BULK_ROUNDS} rounds each")
     print(f"    plain update:    median {b * 1000:.1f} ms")
     print(f"    audited update:  median {c * 1000:.1f} ms")
-    print(f"    ratio (median):  {c / b:.2f}x   target <= 2x")
+    print(f"    ratio (median):  {c / b:.2f}x   target <= 4x")
+    statements = statistics.median(audited_parts.pop("entry statements"))
+    plain_parts.pop("entry statements")
     print(
-        f"    entries recorded: {recorded:,}; statements writing entries: "
-        f"{len(writes) / BULK_ROUNDS:.0f} per update of {BULK_ROWS:,} rows"
+        f"    entries recorded: {recorded:,} ({recorded / BULK_ROUNDS:,.0f} per update); "
+        f"statements writing entries: {statements:.0f} per update"
     )
+    median = {name: statistics.median(v) for name, v in audited_parts.items()}
+    plain_median = {name: statistics.median(v) for name, v in plain_parts.items()}
+    rows = [
+        ("the statement (lock, update, entries)", median["entries sql"]),
+        ("the plain UPDATE statement, for comparison", plain_median["other sql"]),
+        ("COMMIT (the entries' deferred FK checks)", median["commit"]),
+        ("COMMIT of the plain update, for comparison", plain_median["commit"]),
+        ("Python and the rest", c - sum(median.values())),
+    ]
+    print("    breakdown of the audited update (medians):")
+    for name, value in rows:
+        print(f"      {name:44s} {value * 1000:7.1f} ms")
+    floor = entries_alone(team)
+    print(
+        f"    floor: the same {BULK_ROWS:,} entries written alone (INSERT ... SELECT, FK "
+        f"checks included) {floor * 1000:.1f} ms = {floor / b:.2f}x the plain update, so "
+        f"update + entries >= {(b + floor) / b:.2f}x"
+    )
+
+
+def entries_alone(team: object) -> float:
+    """Time writing one update's worth of entries again, by INSERT ... SELECT (rolled back)."""
+    last = (
+        AuditLogEntry.objects.filter(story_id__in=Story.objects.filter(team=team).values("pk"))
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    fields = [f for f in AuditLogEntry._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    times = []
+    for _ in range(3):
+        with transaction.atomic():
+            started = time.perf_counter()
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {ENTRIES} ({columns}) SELECT {columns} FROM {ENTRIES} "
+                    "WHERE id > %s - %s AND id <= %s",
+                    [last, BULK_ROWS, last],
+                )
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            times.append(time.perf_counter() - started)
+            transaction.set_rollback(True)
+    return statistics.median(times)
 
 
 def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1]
 
 
+def biggest_tenant() -> Tenant:
+    """The tenant with the most entries (seed_entries.py's "Big"), or a new one."""
+    big = Tenant.objects.filter(name="Big").first()
+    if big is None:
+        top = (
+            AuditLogEntry.objects.values("tenant_id").annotate(n=Count("id")).order_by("-n").first()
+        )
+        big = Tenant.objects.get(pk=top["tenant_id"]) if top else None
+    return big or services.tenant_create(name=f"Bench {uuid.uuid4().hex[:8]}")
+
+
+def run(tenant: Tenant) -> None:
+    entries = AuditLogEntry.objects.count()
+    held = AuditLogEntry.objects.filter(tenant=tenant).count()
+    print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")
+    print(f"entries: {entries:,} in all, {held:,} in the bench's tenant")
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    single_update(tenant)
+    bulk_update(tenant)
+    print(f"load average at end:   {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--existing", action="store_true", help="use DATABASE_URL as it is (no scratch database)"
+    )
+    args = parser.parse_args()
+    if args.existing:
+        run(biggest_tenant())
+        return
     runner = DiscoverRunner(verbosity=0, interactive=False)
     old = runner.setup_databases()
     try:
-        print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")
-        single_update()
-        bulk_update()
+        run(services.tenant_create(name="Bench"))
     finally:
         runner.teardown_databases(old)
 
