@@ -74,28 +74,40 @@ class Change:
     """One updated, audited column: its operation and how an entry shows its values."""
 
     def __init__(self, n: int, field: models.Field, operation: str, secret: bool) -> None:
+        self.n = n
         self.field = field
         self.operation = operation
-        self.old, self.new, self.changed = f"u.b{n}", f"u.a{n}", f"u.c{n}"
         self.secret = secret
+        self.changed = f"u.c{n}"
 
-    def json(self, column: str) -> Fragment:
-        """One value as ``entry_row`` stores it: redacted, else truncated, else as is."""
-        if self.secret:
-            return "to_jsonb(%s::text)", [REDACTED]
+    def returning(self, old: str, new: str) -> list[str]:
+        """What the UPDATE returns for this column: whether it changed, and both values as
+        entry JSON (computed once per row, however many parts of the entry show them)."""
+        columns = [f"{old} IS DISTINCT FROM {new} AS c{self.n}"]
+        if not self.secret:
+            columns += [f"{self._json(old)} AS b{self.n}", f"{self._json(new)} AS a{self.n}"]
+        return columns
+
+    def _json(self, column: str) -> str:
+        """A value as ``entry_row`` stores it: a long string truncated, anything else as is."""
         if type(self.field) in TEXT_FIELDS:
             return (
                 f"CASE WHEN char_length({column}) > {MAX_STRING_LENGTH} THEN jsonb_build_object("
                 f"'truncated', true, 'length', char_length({column}), "
                 f"'sha256', encode(sha256(convert_to({column}, 'UTF8')), 'hex'), "
-                f"'prefix', left({column}, {PREFIX_LENGTH})) ELSE to_jsonb({column}) END",
-                [],
+                f"'prefix', left({column}, {PREFIX_LENGTH})) ELSE to_jsonb({column}) END"
             )
-        return f"to_jsonb({column})", []
+        return f"to_jsonb({column})"
+
+    def value(self, side: str) -> Fragment:
+        """The old (``b``) or new (``a``) value's JSON; a secret's is always ``"REDACTED"``."""
+        if self.secret:
+            return "to_jsonb(%s::text)", [REDACTED]
+        return f"u.{side}{self.n}", []
 
     def input(self) -> Fragment:
         """``{name: new}`` if this column changed in the row, else ``{}``."""
-        new, params = self.json(self.new)
+        new, params = self.value("a")
         return (
             f"CASE WHEN {self.changed} THEN jsonb_build_object(%s::text, {new}) ELSE {EMPTY} END",
             [self.field.name, *params],
@@ -103,8 +115,8 @@ class Change:
 
     def change(self) -> Fragment:
         """``{name: [old, new]}`` if this column changed in the row, else ``{}``."""
-        old, old_params = self.json(self.old)
-        new, new_params = self.json(self.new)
+        old, old_params = self.value("b")
+        new, new_params = self.value("a")
         return (
             f"CASE WHEN {self.changed} THEN jsonb_build_object(%s::text, "
             f"jsonb_build_array({old}, {new})) ELSE {EMPTY} END",
@@ -244,13 +256,8 @@ class Statement:
             f"left(coalesce({self._column(self.config.repr_attname) or 'NULL'}::text, "
             f"{pk}::text), 255) AS repr",
         ]
-        for n, change in enumerate(self.changes):
-            column = f"t.{qn(change.field.column)}"
-            returning += [
-                f"locked.b{n} AS b{n}",
-                f"{column} AS a{n}",
-                f"locked.b{n} IS DISTINCT FROM {column} AS c{n}",
-            ]
+        for change in self.changes:
+            returning += change.returning(f"locked.b{change.n}", f"t.{qn(change.field.column)}")
         return (
             f"UPDATE {qn(meta.db_table)} AS t SET {', '.join(assignments)} FROM locked "
             f"WHERE {pk} = locked.pk RETURNING {', '.join(returning)}"
@@ -275,8 +282,9 @@ class Statement:
             diffs = [c.change() for c in changes]
             rows.append(
                 "(%s::text, %s::text, jsonb_build_object('inputs', jsonb_build_object("
-                f"'id', to_jsonb(u.pk)) || {' || '.join(sql for sql, _ in inputs)}), "
-                f"{' || '.join(sql for sql, _ in diffs)})"
+                f"'id', u.pk) || {' || '.join(sql for sql, _ in inputs)}), "
+                f"{' || '.join(sql for sql, _ in diffs)}, "
+                f"{' OR '.join(c.changed for c in changes)})"
             )
             row_params += [operation.name, self.config.target_type or operation.target_type]
             row_params += [p for _, params in (*inputs, *diffs) for p in params]
@@ -303,7 +311,7 @@ class Statement:
             f"INSERT INTO {self.qn(AuditLogEntry._meta.db_table)} "
             f"({', '.join(self.qn(f.column) for f in fields)}) "
             f"SELECT {', '.join(select)} FROM updated AS u CROSS JOIN LATERAL "
-            f"(VALUES {', '.join(rows)}) AS e (operation_name, target_type, inputs, changes) "
-            f"WHERE e.changes <> {EMPTY}"
+            f"(VALUES {', '.join(rows)}) "
+            "AS e (operation_name, target_type, inputs, changes, changed) WHERE e.changed"
         )
         return sql, [*params, *row_params]

@@ -45,8 +45,8 @@ from auditlog.models import AuditLogEntry  # noqa: E402
 from tenants import services  # noqa: E402
 from tenants.models import Credential, Story, Tenant  # noqa: E402
 
-SINGLE_ROUNDS = 400
-BREAKDOWN_ROUNDS = 200
+SINGLE_ROUNDS = 1000
+BREAKDOWN_ROUNDS = 400
 BULK_ROWS = 10_000
 BULK_ROUNDS = 7
 ENTRIES = AuditLogEntry._meta.db_table
@@ -148,35 +148,59 @@ def single_update(tenant: Tenant) -> None:
     for i in range(50):  # warm up connections, caches, the Fernet key
         update(i)
     baseline, captured = [], []
-    for i in range(SINGLE_ROUNDS):
+
+    def without(i: int) -> float:
         with capture_off(Credential):
-            baseline.append(timed(update, i))
-        captured.append(timed(update, i))
+            return timed(update, i)
+
+    baseline, captured = interleaved(without, lambda i: timed(update, i), SINGLE_ROUNDS)
     b, c = statistics.median(baseline), statistics.median(captured)
+    paired = statistics.median(y - x for x, y in zip(baseline, captured, strict=True))
     print(f"(a) single credential update via service, {SINGLE_ROUNDS} rounds each")
     print(f"    without capture: median {ms(b)}  p95 {ms(p95(baseline))}")
     print(f"    with capture:    median {ms(c)}  p95 {ms(p95(captured))}")
     print(f"    added per write: {ms(c - b)}   ({c / b:.2f}x)   target <= 0.5 ms")
+    print(f"    added per write, median of paired rounds: {ms(paired)}")
     single_breakdown(update)
+
+
+def interleaved(a: Callable[[int], float], b: Callable[[int], float], rounds: int) -> tuple:
+    """Both variants ``rounds`` times, alternating which goes first (ABBA), so that the
+    drift and noise of a shared machine fall on both alike."""
+    first, second = [], []
+    for i in range(rounds):
+        if i % 2:
+            second.append(b(i))
+            first.append(a(i))
+        else:
+            first.append(a(i))
+            second.append(b(i))
+    return first, second
 
 
 def single_breakdown(update: Callable[[int], None]) -> None:
     """Instrumented rounds: where the added time goes (medians of per-round sums)."""
     base_parts, cap_parts = defaultdict(list), defaultdict(list)
-    base_total, cap_total = [], []
-    for i in range(BREAKDOWN_ROUNDS):
+
+    def without(i: int) -> float:
         probe = Probe()
         with capture_off(Credential), probed(probe):
-            base_total.append(timed(update, i))
+            elapsed = timed(update, i)
         for name in ("commit", "savepoint", "other sql"):
             base_parts[name].append(probe.parts[name])
+        return elapsed
+
+    def with_capture(i: int) -> float:
         probe = Probe()
         with probed(probe, Credential):
-            cap_total.append(timed(update, i))
+            elapsed = timed(update, i)
         for name in ("commit", "savepoint", "other sql", "entries sql"):
             cap_parts[name].append(probe.parts[name])
         cap_parts["snapshot on load"].append(probe.parts["snapshot on load"])
         cap_parts["entry in python"].append(probe.parts["record_save"] - probe.parts["entries sql"])
+        return elapsed
+
+    base_total, cap_total = interleaved(without, with_capture, BREAKDOWN_ROUNDS)
     med = {name: statistics.median(values) for name, values in cap_parts.items()}
     base = {name: statistics.median(values) for name, values in base_parts.items()}
     added = statistics.median(cap_total) - statistics.median(base_total)
@@ -212,20 +236,24 @@ def bulk_update(tenant: Tenant) -> None:
 
     plain(-1)
     audited(-1)
-    baseline, captured = [], []
     plain_parts, audited_parts = defaultdict(list), defaultdict(list)
-    before = AuditLogEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
-    for i in range(BULK_ROUNDS):
-        for fn, totals, parts in (
-            (plain, baseline, plain_parts),
-            (audited, captured, audited_parts),
-        ):
+
+    def probed_round(fn: Callable[[int], None], parts: dict) -> Callable[[int], float]:
+        def round_(i: int) -> float:
             probe = Probe()
             with probed(probe):
-                totals.append(timed(fn, i))
+                elapsed = timed(fn, i)
             for name, value in probe.parts.items():
                 parts[name].append(value)
             parts["entry statements"].append(probe.counts["entries sql"])
+            return elapsed
+
+        return round_
+
+    before = AuditLogEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    baseline, captured = interleaved(
+        probed_round(plain, plain_parts), probed_round(audited, audited_parts), BULK_ROUNDS
+    )
     recorded = AuditLogEntry.objects.filter(id__gt=before).count()
     b, c = statistics.median(baseline), statistics.median(captured)
     print(f"(b) QuerySet.update() of {BULK_ROWS:,} stories, {BULK_ROUNDS} rounds each")
