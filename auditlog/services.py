@@ -1,5 +1,6 @@
 """Writing entries: the one function every capture path ends in."""
 
+import functools
 import json
 import logging
 import time
@@ -149,29 +150,47 @@ def _insert(rows: list[dict[str, Any]]) -> None:
         )
 
 
-def entry_fields() -> list[Any]:
+@functools.cache
+def entry_fields() -> tuple[Any, ...]:
     """The entry's fields that capture writes (the database numbers the entries)."""
-    return [f for f in AuditLogEntry._meta.concrete_fields if not f.primary_key]
+    return tuple(f for f in AuditLogEntry._meta.concrete_fields if not f.primary_key)
 
 
 def _insert_one(connection: Any, row: dict[str, Any]) -> None:
     """Insert one entry (a single save's) with a plain INSERT, inside the caller's transaction.
 
-    ``bulk_create`` would build a model instance, compile its query and read back an id that
-    capture never uses: for one row that costs more than the database takes to write it.
-    Values are prepared by each field, as ``bulk_create`` prepares them.
+    A single save's entry is most of what capture adds to the save, so this stays lean:
+    ``bulk_create`` would build a model instance, compile a query and read back an id that
+    capture never uses. JSON goes as text (as COPY sends it); ``None``, text and whole numbers
+    as they are (what their fields would make of them); anything else (the time) prepared
+    by its field, as ``bulk_create`` would.
     """
-    fields = entry_fields()
-    sql = _INSERT_SQL.get(connection.vendor)
-    if sql is None:
-        table = connection.ops.quote_name(AuditLogEntry._meta.db_table)
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-        placeholders = ", ".join(["%s"] * len(fields))
-        sql = _INSERT_SQL[connection.vendor] = (
-            f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
-        )
+    sql = _INSERT_SQL.get(connection.vendor) or _insert_sql(connection)
+    values = []
+    for field in entry_fields():
+        value = row[field.attname]
+        if value is not None and field.attname in JSON_COLUMNS:
+            values.append(json.dumps(value))
+        elif value is None or type(value) in (str, int):
+            values.append(value)
+        else:
+            values.append(field.get_db_prep_save(value, connection))
     with connection.cursor() as cursor:
-        cursor.execute(sql, [f.get_db_prep_save(row[f.attname], connection) for f in fields])
+        cursor.execute(sql, values)
+
+
+def _insert_sql(connection: Any) -> str:
+    """The one-row INSERT for this database (built once per vendor)."""
+    placeholders = []
+    for field in entry_fields():
+        # Text into these PostgreSQL columns needs a cast when the driver binds on the server.
+        cast = field.db_type(connection) if connection.vendor == "postgresql" else None
+        placeholders.append(f"%s::{cast}" if cast in ("jsonb", "inet") else "%s")
+    table = connection.ops.quote_name(AuditLogEntry._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in entry_fields())
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(placeholders)})"  # noqa: S608
+    _INSERT_SQL[connection.vendor] = sql
+    return sql
 
 
 def _copy(connection: Any, rows: list[dict[str, Any]]) -> None:
