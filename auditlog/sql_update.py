@@ -45,6 +45,7 @@ takes the row-by-row path in ``querysets.py``.
 from typing import Any
 
 from django.db import connections, models
+from django.db.models.sql import UpdateQuery
 
 from . import registry, routing
 from .models import AuditLogEntry
@@ -171,7 +172,7 @@ def update_statement(queryset: models.QuerySet, kwargs: dict[str, Any]) -> "Stat
         changes.append(Change(len(changes), field, operation, secret))
     if config.exclusive_operations & {c.operation for c in changes}:
         return None
-    return Statement(queryset, config, values, changes)
+    return Statement(queryset, config, kwargs, changes)
 
 
 def _plain(field: models.Field, model: type[models.Model]) -> bool:
@@ -195,12 +196,12 @@ class Statement:
         self,
         queryset: models.QuerySet,
         config: registry.AuditedModel,
-        values: dict[models.Field, Any],
+        kwargs: dict[str, Any],
         changes: list[Change],
     ) -> None:
         self.queryset = queryset
         self.config = config
-        self.values = values
+        self.kwargs = kwargs
         self.changes = changes
         self.connection = connections[queryset.db]
         self.qn = self.connection.ops.quote_name
@@ -237,17 +238,21 @@ class Statement:
         return f"SELECT * FROM ({sql}) AS locked_rows ({columns})", list(params)
 
     def _update(self, params: list[Any]) -> str:
-        """The UPDATE, returning for each row what its entries need (appends to ``params``)."""
-        qn, meta = self.qn, self.queryset.model._meta
-        assignments = []
-        for field, value in self.values.items():
-            prepared = field.get_db_prep_save(value, connection=self.connection)
-            if prepared is None:
-                assignments.append(f"{qn(field.column)} = NULL")
-            else:
-                assignments.append(f"{qn(field.column)} = %s")
-                params.append(prepared)
-        pk = f"t.{qn(meta.pk.column)}"
+        """Django's own UPDATE of the queryset, paired with ``locked`` for the old values and
+        returning what the entries need (appends its parameters to ``params``).
+
+        The queryset's filter stays in the UPDATE, so the database finds the rows as for a
+        plain update (through their index) and only pairs them with ``locked``: joined by key
+        alone, it may hash the model's whole table.
+        """
+        query = self.queryset.query.chain(UpdateQuery)
+        query.add_update_values(self.kwargs)
+        query.clear_ordering(force=True)
+        sql, update_params = query.get_compiler(self.queryset.db).as_sql()
+        params += update_params
+        head, _, where = sql.partition(" WHERE ")  # the SET clause holds no literal text
+        pk = self._column(self.queryset.model._meta.pk.attname)
+        condition = f"{pk} = locked.pk" + (f" AND ({where})" if where else "")
         returning = [
             f"{pk} AS pk",
             f"{self._column(self.config.tenant_attname)} AS tenant",
@@ -257,18 +262,16 @@ class Statement:
             f"{pk}::text), 255) AS repr",
         ]
         for change in self.changes:
-            returning += change.returning(f"locked.b{change.n}", f"t.{qn(change.field.column)}")
-        return (
-            f"UPDATE {qn(meta.db_table)} AS t SET {', '.join(assignments)} FROM locked "
-            f"WHERE {pk} = locked.pk RETURNING {', '.join(returning)}"
-        )
+            returning += change.returning(f"locked.b{change.n}", self._column(change.field.attname))
+        return f"{head} FROM locked WHERE {condition} RETURNING {', '.join(returning)}"
 
     def _column(self, attname: str | None) -> str | None:
+        """A column of the updated table, qualified (``"tenants_story"."name"``)."""
         if not attname:
             return None
         meta = self.queryset.model._meta
         field = meta.pk if attname == meta.pk.attname else _field(self.queryset.model, attname)
-        return f"t.{self.qn(field.column)}"
+        return f"{self.qn(meta.db_table)}.{self.qn(field.column)}"
 
     def _entries(self, shared: dict[str, Any]) -> Fragment:
         """INSERT ... SELECT: per updated row, one entry per operation whose columns changed."""
