@@ -19,6 +19,7 @@ entries of every run (about 85,000).
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -48,6 +49,8 @@ from tenants.models import Credential, Story, Team, Tenant  # noqa: E402
 
 SINGLE_ROUNDS = 1000
 BREAKDOWN_ROUNDS = 400
+CPU_BLOCK = 200  # CPU clocks tick every 10 ms: time blocks of writes
+CPU_BLOCKS = 6
 BULK_ROWS = 10_000
 BULK_ROUNDS = 7
 ENTRIES = AuditLogEntry._meta.db_table
@@ -165,6 +168,7 @@ def single_update(tenant: Tenant) -> None:
     print(f"    added per write: {ms(c - b)}   ({c / b:.2f}x)   target <= 0.5 ms")
     print(f"    added per write, median of paired rounds: {ms(paired)}")
     single_breakdown(update)
+    single_cpu(update)
 
 
 def interleaved(a: Callable[[int], float], b: Callable[[int], float], rounds: int) -> tuple:
@@ -219,6 +223,43 @@ def single_breakdown(update: Callable[[int], None]) -> None:
     print(f"    breakdown ({BREAKDOWN_ROUNDS} instrumented rounds; added {ms(added)}):")
     for name, value in [*rows, ("rest: signal dispatch, atomic block, noise", rest)]:
         print(f"      {name:44s} {value * 1000:7.3f} ms")
+
+
+def single_cpu(update: Callable[[int], None]) -> None:
+    """CPU per write, ours and our PostgreSQL backend's: what a shared machine's load does
+    not change (wall time on a busy machine also holds waits for a core)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = Path(f"/proc/{cursor.fetchone()[0]}/stat")
+    if not backend.exists():
+        print("    CPU per write: n/a (PostgreSQL runs on another host)")
+        return
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> tuple[float, float]:
+        fields = backend.read_text().rsplit(")", 1)[1].split()
+        return time.process_time(), (int(fields[11]) + int(fields[12])) / tick
+
+    def block(captured: bool) -> Callable[[int], tuple[float, float]]:
+        def run(i: int) -> tuple[float, float]:
+            with contextlib.nullcontext() if captured else capture_off(Credential):
+                ours, theirs = cpu()
+                for n in range(CPU_BLOCK):
+                    update(i * CPU_BLOCK + n)
+                ours_after, theirs_after = cpu()
+            return (ours_after - ours) / CPU_BLOCK, (theirs_after - theirs) / CPU_BLOCK
+
+        return run
+
+    off, on = interleaved(block(False), block(True), CPU_BLOCKS)
+    python = statistics.median(c[0] for c in on) - statistics.median(c[0] for c in off)
+    postgres = statistics.median(c[1] for c in on) - statistics.median(c[1] for c in off)
+    print(
+        f"    CPU added per write ({CPU_BLOCKS} blocks of {CPU_BLOCK} each): "
+        f"Python {python * 1e6:.0f} us, PostgreSQL backend {postgres * 1e6:.0f} us "
+        f"(without capture: {statistics.median(c[0] for c in off) * 1e6:.0f} us and "
+        f"{statistics.median(c[1] for c in off) * 1e6:.0f} us)"
+    )
 
 
 def bulk_update(tenant: Tenant) -> None:
