@@ -278,47 +278,75 @@ class Statement:
         return f"{self.qn(meta.db_table)}.{self.qn(field.column)}"
 
     def _entries(self, shared: dict[str, Any]) -> Fragment:
-        """INSERT ... SELECT: per updated row, one entry per operation whose columns changed."""
+        """INSERT ... SELECT: per updated row, one entry per operation whose columns changed.
+
+        One SELECT per operation (``UNION ALL`` when there are several), each keeping the rows
+        in which one of its columns changed.
+        """
         by_operation: dict[str, list[Change]] = {}
         for change in self.changes:
             by_operation.setdefault(change.operation, []).append(change)
-        rows, row_params = [], []
+        fields = entry_fields()
+        selects, params = [], []
         for name, changes in by_operation.items():
             operation = get_operation(name)
-            inputs = [c.input() for c in changes]
-            diffs = [c.change() for c in changes]
-            rows.append(
-                "(%s::text, %s::text, jsonb_build_object('inputs', jsonb_build_object("
-                f"'id', u.pk) || {' || '.join(sql for sql, _ in inputs)}), "
-                f"{' || '.join(sql for sql, _ in diffs)}, "
-                f"{' OR '.join(c.changed for c in changes)})"
-            )
-            row_params += [operation.name, self.config.target_type or operation.target_type]
-            row_params += [p for _, params in (*inputs, *diffs) for p in params]
-        computed = {
-            "tenant_id": "u.tenant",
-            "operation_name": "e.operation_name",
-            "target_type": "e.target_type",
-            "target_id": "u.pk::text",
-            "target_repr": "u.repr",
-            "story_id": "u.story",
-            "inputs": "e.inputs",
-            "outputs": EMPTY,
-            "changes": "e.changes",
-        }
-        fields = entry_fields()
-        select, params = [], []
-        for field in fields:
-            if field.attname in computed:
-                select.append(computed[field.attname])
-            else:  # the stamp every entry of the statement shares
-                select.append("%s")
-                params.append(field.get_db_prep_save(shared[field.attname], self.connection))
+            inputs, diff = _json_of(changes)
+            parts = {
+                "tenant_id": ("u.tenant", []),
+                "operation_name": ("%s::text", [operation.name]),
+                "target_type": ("%s::text", [self.config.target_type or operation.target_type]),
+                "target_id": ("u.pk::text", []),
+                "target_repr": ("u.repr", []),
+                "story_id": ("u.story", []),
+                "inputs": inputs,
+                "outputs": (EMPTY, []),
+                "changes": diff,
+            }
+            select = []
+            for field in fields:
+                if field.attname in parts:
+                    sql, part_params = parts[field.attname]
+                else:  # the stamp every entry shares, typed for UNION ALL
+                    value = field.get_db_prep_save(shared[field.attname], self.connection)
+                    sql, part_params = f"%s::{field.db_type(self.connection)}", [value]
+                select.append(sql)
+                params += part_params
+            changed = " OR ".join(c.changed for c in changes)
+            selects.append(f"SELECT {', '.join(select)} FROM updated AS u WHERE {changed}")
         sql = (
             f"INSERT INTO {self.qn(AuditLogEntry._meta.db_table)} "
-            f"({', '.join(self.qn(f.column) for f in fields)}) "
-            f"SELECT {', '.join(select)} FROM updated AS u CROSS JOIN LATERAL "
-            f"(VALUES {', '.join(rows)}) "
-            "AS e (operation_name, target_type, inputs, changes, changed) WHERE e.changed"
+            f"({', '.join(self.qn(f.column) for f in fields)}) {' UNION ALL '.join(selects)}"
         )
-        return sql, [*params, *row_params]
+        return sql, params
+
+
+def _json_of(changes: list[Change]) -> tuple[Fragment, Fragment]:
+    """An operation's ``inputs`` and ``changes`` JSON, for rows where one of its columns changed.
+
+    A column that is its operation's only one changed in every such row: no CASE for it.
+    """
+    if len(changes) == 1:
+        (change,) = changes
+        new, new_params = change.value("a")
+        old, old_params = change.value("b")
+        name = change.field.name
+        return (
+            (
+                f"jsonb_build_object('inputs', jsonb_build_object('id', u.pk, %s::text, {new}))",
+                [name, *new_params],
+            ),
+            (
+                f"jsonb_build_object(%s::text, jsonb_build_array({old}, {new}))",
+                [name, *old_params, *new_params],
+            ),
+        )
+    inputs = [c.input() for c in changes]
+    diffs = [c.change() for c in changes]
+    return (
+        (
+            "jsonb_build_object('inputs', jsonb_build_object('id', u.pk) || "
+            f"{' || '.join(sql for sql, _ in inputs)})",
+            [p for _, part in inputs for p in part],
+        ),
+        (" || ".join(sql for sql, _ in diffs), [p for _, part in diffs for p in part]),
+    )
