@@ -22,9 +22,14 @@ class AuditedQuerySet(models.QuerySet):
         self._for_write = True
         with transaction.atomic(using=self.db):
             statement = sql_update.update_statement(self, kwargs)
+            if statement is not None:
+                try:
+                    with transaction.atomic(using=self.db):  # a refused statement leaves nothing
+                        count = statement.run()
+                except sql_update.RowsChanged:
+                    statement = None  # another writer got there first: lock, then diff
             if statement is None:
-                return self._update_row_by_row(kwargs)
-            count = statement.run()
+                count = self._update_row_by_row(kwargs)
         self._result_cache = None
         return count
 
