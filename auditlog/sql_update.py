@@ -257,9 +257,18 @@ class Statement:
         query.clear_ordering(force=True)
         sql, params = query.get_compiler(self.queryset.db).as_sql()
         head, _, where = sql.partition(" WHERE ")  # the SET clause holds no literal text
-        where_params = list(params[head.count("%s") :])
+        set_params, where_params = (
+            list(params[: head.count("%s")]),
+            list(params[head.count("%s") :]),
+        )
         table = self.qn(self.queryset.model._meta.db_table)
-        condition = f"old.ctid = {table}.ctid" + (f" AND ({where})" if where else "")
+        condition = f"old.ctid = {table}.ctid"
+        if where:
+            # The filter on both sides: each is found through the filter's index, never by
+            # reading the whole table (Django's WHERE names the table itself only outside
+            # the subqueries of related filters, which use their own aliases).
+            condition += f" AND ({where}) AND ({where.replace(f'{table}.', 'old.')})"
+            params = [*set_params, *where_params, *where_params]
         matched = f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else "")
         pk = self._column(self.queryset.model._meta.pk.attname)
         returning = [
