@@ -202,7 +202,7 @@ def _field(model: type[models.Model], attname: str) -> models.Field | None:
 
 
 class Statement:
-    """The ``WITH locked, updated, entries`` statement of one update (module docstring)."""
+    """The ``WITH updated, entries`` statement of one update (see the module docstring)."""
 
     def __init__(
         self,
@@ -248,19 +248,15 @@ class Statement:
         """Django's own UPDATE of the queryset, each row paired with its snapshot as ``old``.
 
         Returns the UPDATE (returning what the entries need), a count of the rows its filter
-        matches in the statement's snapshot, and the parameters of each. The filter stays in
-        the UPDATE, so the rows are found as a plain update finds them, and each is paired
-        with itself by ``ctid``: no join whose size the planner would have to guess.
+        matches in the statement's snapshot, and the parameters of each.
         """
         query = self.queryset.query.chain(UpdateQuery)
         query.add_update_values(self.kwargs)
         query.clear_ordering(force=True)
         sql, params = query.get_compiler(self.queryset.db).as_sql()
         head, _, where = sql.partition(" WHERE ")  # the SET clause holds no literal text
-        set_params, where_params = (
-            list(params[: head.count("%s")]),
-            list(params[head.count("%s") :]),
-        )
+        split = head.count("%s")
+        set_params, where_params = list(params[:split]), list(params[split:])
         table = self.qn(self.queryset.model._meta.db_table)
         condition = f"old.ctid = {table}.ctid"
         if where:
