@@ -133,9 +133,13 @@ def test_one_statement_writes_the_same_entries_as_row_by_row(world_a, rows, case
         actor=world_a.owner, actor_type="user", request_ip="203.0.113.7", request_id="req-1"
     ):
         row_by_row = entries_of(lambda: queryset._update_row_by_row(kwargs))
-        one_statement = entries_of(lambda: queryset.update(**kwargs))
+        with CaptureQueriesContext(connection) as ctx:
+            one_statement = entries_of(lambda: queryset.update(**kwargs))
     assert row_by_row  # every case changes something
     assert one_statement == row_by_row
+    statements = [q["sql"] for q in ctx.captured_queries]
+    assert sum(sql.startswith("WITH updated AS") for sql in statements) == 1
+    assert not any("FOR UPDATE" in sql for sql in statements)  # it stood: no fallback
 
 
 @pytest.mark.django_db
