@@ -128,7 +128,7 @@ def test_bulk_capture_goes_through_copy_with_insert_only(world_a):
 
 
 def test_bulk_update_writes_its_entries_in_one_statement_with_insert_only(world_a):
-    """The one-statement update locks and updates domain rows and only inserts entries."""
+    """The one-statement update updates domain rows and only inserts entries."""
     Story.objects.bulk_create(
         [Story(tenant=world_a.tenant, team=world_a.team, name=f"upd {i}") for i in range(20)]
     )
