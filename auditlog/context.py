@@ -2,7 +2,8 @@
 
 import ipaddress
 import re
-import uuid
+import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -29,6 +30,17 @@ _REQUEST_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{REQUEST_ID_LENGTH}}}")
 _UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
+def new_request_id() -> str:
+    """A fresh request id: 32 hex digits, the first 12 of them the time in milliseconds.
+
+    Time first, so that the entries of new requests land together at the end of the tenant's
+    range of the request-id index: a random id lands on a random page of the tenant's whole
+    history, which in a large log costs a page read and a full-page WAL image per entry.
+    The other 80 bits are random, so ids stay unique and unguessable.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
 @dataclass(frozen=True)
 class AuditContext:
     """The circumstances of the current unit of work."""
@@ -38,7 +50,7 @@ class AuditContext:
     actor_type: str = ACTOR_SYSTEM
     request_ip: str | None = None
     request_user_agent: str = ""
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = field(default_factory=new_request_id)
 
 
 _current: ContextVar[AuditContext | None] = ContextVar("audit_context", default=None)
@@ -103,7 +115,7 @@ def request_id_for(request: HttpRequest) -> str:
     """The caller's ``X-Request-ID`` when it is a sane token, otherwise a new one."""
     supplied = request.META.get("HTTP_X_REQUEST_ID", "")
     # fullmatch: ``$`` would let a trailing newline through, into the response header.
-    return supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+    return supplied if _REQUEST_ID.fullmatch(supplied) else new_request_id()
 
 
 def context_for_request(request: HttpRequest) -> AuditContext:

@@ -1,11 +1,15 @@
-"""Bulk paths of audited models: one entry per affected row, inserted in batches."""
+"""Bulk paths of audited models: one entry per affected row, inserted in batches.
+
+``update()`` on PostgreSQL writes its entries in the same SQL statement when it can do so
+exactly (``sql_update``); otherwise, and on other databases, it diffs row by row in Python.
+"""
 
 from collections.abc import Iterator
 from typing import Any
 
 from django.db import models, transaction
 
-from . import registry
+from . import registry, sql_update
 from .services import entry_batch, entry_row, record_rows, stamp
 
 CHUNK = 5000
@@ -15,6 +19,24 @@ class AuditedQuerySet(models.QuerySet):
     """``update``, ``delete``, ``bulk_create`` and ``bulk_update`` that record every row."""
 
     def update(self, **kwargs: Any) -> int:
+        self._for_write = True
+        with transaction.atomic(using=self.db):
+            statement = sql_update.update_statement(self, kwargs)
+            if statement is not None:
+                try:
+                    with transaction.atomic(using=self.db):  # a refused statement leaves nothing
+                        count = statement.run()
+                except sql_update.RowsChanged:
+                    statement = None  # another writer got there first: lock, then diff
+            if statement is None:
+                count = self._update_row_by_row(kwargs)
+        self._result_cache = None
+        return count
+
+    update.alters_data = True
+
+    def _update_row_by_row(self, kwargs: dict[str, Any]) -> int:
+        """Update, then diff each row and record its entries in Python (any database)."""
         config = registry.get(self.model)
         fields = [self.model._meta.get_field(name) for name in kwargs]
         columns = [f.attname for f in fields]
@@ -49,8 +71,6 @@ class AuditedQuerySet(models.QuerySet):
                 ]
             )
         return count
-
-    update.alters_data = True
 
     def delete(self) -> tuple[int, dict[str, int]]:
         # Deletion sends pre/post_delete for every row (cascades included); batch their entries.
@@ -149,8 +169,11 @@ class AuditedModel(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         # post_save fires after Django's own save block; without an outer transaction a
-        # failing entry could not take the change back with it.
-        with transaction.atomic(using=kwargs.get("using")):
+        # failing entry could not take the change back with it. No savepoint: inside the
+        # caller's transaction an error marks all of it for rollback (as Django does when the
+        # UPDATE itself fails), so the change still never commits without its entry, and a
+        # single save costs no SAVEPOINT / RELEASE round trips.
+        with transaction.atomic(using=kwargs.get("using"), savepoint=False):
             super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:

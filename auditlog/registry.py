@@ -7,8 +7,12 @@ receivers and the audited QuerySet read this list; it imports neither of them.
 """
 
 import copy
+import datetime
+import decimal
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.db import models
@@ -17,6 +21,24 @@ from .operations import OPERATIONS
 from .redaction import REDACTED, is_secret_key, to_json
 
 OperationFor = str | Callable[[Any], str]
+
+# Field values that cannot change in place: a snapshot may keep them without a copy.
+_IMMUTABLE = frozenset(
+    {
+        type(None),
+        bool,
+        int,
+        float,
+        str,
+        bytes,
+        decimal.Decimal,
+        uuid.UUID,
+        datetime.datetime,
+        datetime.date,
+        datetime.time,
+        datetime.timedelta,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +65,7 @@ class AuditedModel:
     create_inputs: Callable[[Any], dict] | None = None
     delete_inputs: Callable[[Any], dict] | None = None
 
-    @property
+    @cached_property
     def fields(self) -> list[models.Field]:
         """The concrete fields whose changes are recorded."""
         return [
@@ -52,14 +74,24 @@ class AuditedModel:
             if not f.primary_key and f.name not in self.exclude_fields
         ]
 
+    @cached_property
+    def _attnames(self) -> tuple[str, ...]:
+        return tuple(f.attname for f in self.fields)
+
     def snapshot(self, instance: models.Model) -> dict[str, Any]:
-        """The audited field values of ``instance`` as loaded (deferred fields left out)."""
-        deferred = instance.get_deferred_fields()
-        return {
-            f.attname: copy.deepcopy(getattr(instance, f.attname))
-            for f in self.fields
-            if f.attname not in deferred
-        }
+        """The audited field values of ``instance`` as loaded (deferred fields left out).
+
+        Taken on every load of an audited row, so it stays cheap: a deferred field is one
+        missing from the instance's ``__dict__``, and only a mutable value (a JSON dict, say)
+        is copied, since code may change it in place before saving.
+        """
+        loaded = instance.__dict__
+        values = {}
+        for name in self._attnames:
+            if name in loaded:
+                value = getattr(instance, name)
+                values[name] = value if type(value) in _IMMUTABLE else copy.deepcopy(value)
+        return values
 
     def value(self, name: str, value: Any) -> Any:
         """A field value as it may appear in an entry."""

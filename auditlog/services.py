@@ -1,5 +1,6 @@
 """Writing entries: the one function every capture path ends in."""
 
+import functools
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ BATCH_SIZE = 2000
 # From this many rows on, PostgreSQL gets them through COPY: several times faster than INSERT.
 COPY_THRESHOLD = 100
 JSON_COLUMNS = ("inputs", "outputs", "changes")
+_INSERT_SQL: dict[str, str] = {}  # the one-row INSERT, per database vendor
 
 
 def stamp(user: Any = None) -> dict[str, Any]:
@@ -138,7 +140,9 @@ def record_rows(rows: list[dict[str, Any]]) -> None:
 def _insert(rows: list[dict[str, Any]]) -> None:
     routing.pin_writers(row["user_id"] for row in rows)
     connection = connections[router.db_for_write(AuditLogEntry)]
-    if connection.vendor == "postgresql" and len(rows) >= COPY_THRESHOLD:
+    if len(rows) == 1:
+        _insert_one(connection, rows[0])
+    elif connection.vendor == "postgresql" and len(rows) >= COPY_THRESHOLD:
         _copy(connection, rows)
     else:
         AuditLogEntry.objects.bulk_create(
@@ -146,9 +150,52 @@ def _insert(rows: list[dict[str, Any]]) -> None:
         )
 
 
+@functools.cache
+def entry_fields() -> tuple[Any, ...]:
+    """The entry's fields that capture writes (the database numbers the entries)."""
+    return tuple(f for f in AuditLogEntry._meta.concrete_fields if not f.primary_key)
+
+
+def _insert_one(connection: Any, row: dict[str, Any]) -> None:
+    """Insert one entry (a single save's) with a plain INSERT, inside the caller's transaction.
+
+    A single save's entry is most of what capture adds to the save, so this stays lean:
+    ``bulk_create`` would build a model instance, compile a query and read back an id that
+    capture never uses. JSON goes as text (as COPY sends it); ``None``, text and whole numbers
+    as they are (what their fields would make of them); anything else (the time) prepared
+    by its field, as ``bulk_create`` would.
+    """
+    sql = _INSERT_SQL.get(connection.vendor) or _insert_sql(connection)
+    values = []
+    for field in entry_fields():
+        value = row[field.attname]
+        if value is not None and field.attname in JSON_COLUMNS:
+            values.append(json.dumps(value))
+        elif value is None or type(value) in (str, int):
+            values.append(value)
+        else:
+            values.append(field.get_db_prep_save(value, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+
+
+def _insert_sql(connection: Any) -> str:
+    """The one-row INSERT for this database (built once per vendor)."""
+    placeholders = []
+    for field in entry_fields():
+        # Text into these PostgreSQL columns needs a cast when the driver binds on the server.
+        cast = field.db_type(connection) if connection.vendor == "postgresql" else None
+        placeholders.append(f"%s::{cast}" if cast in ("jsonb", "inet") else "%s")
+    table = connection.ops.quote_name(AuditLogEntry._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in entry_fields())
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(placeholders)})"  # noqa: S608
+    _INSERT_SQL[connection.vendor] = sql
+    return sql
+
+
 def _copy(connection: Any, rows: list[dict[str, Any]]) -> None:
     """Insert rows with PostgreSQL's COPY, inside the caller's transaction."""
-    fields = [f for f in AuditLogEntry._meta.concrete_fields if not f.primary_key]
+    fields = entry_fields()
     sql = (
         f"COPY {AuditLogEntry._meta.db_table} "
         f"({', '.join(connection.ops.quote_name(f.column) for f in fields)}) FROM STDIN"

@@ -129,6 +129,20 @@ def test_bulk_capture_goes_through_copy_with_insert_only(world_a):
     assert created.count() == 150
 
 
+def test_bulk_update_writes_its_entries_in_one_statement_with_insert_only(world_a):
+    """The one-statement update updates domain rows and only inserts entries."""
+    Story.objects.bulk_create(
+        [Story(tenant=world_a.tenant, team=world_a.team, name=f"upd {i}") for i in range(20)]
+    )
+    with audit_context(actor=world_a.owner, actor_type="user"):
+        count = Story.objects.filter(tenant=world_a.tenant).update(locked=True)
+    assert count == 20
+    locked = AuditLogEntry.objects.filter(
+        tenant=world_a.tenant, operation_name="StoryLockedChange", user=world_a.owner
+    )
+    assert locked.count() == 20
+
+
 def test_readiness_can_see_the_applied_migrations():
     call_command("migrate", check_unapplied=True, verbosity=0)  # exits non-zero if any is pending
     assert ("auditlog", "0004_refuse_truncate") in MigrationRecorder(

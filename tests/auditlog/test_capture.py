@@ -270,3 +270,19 @@ def test_a_long_secret_is_redacted_never_truncated(world_a):
     stored = json.dumps(list(AuditLogEntry.objects.values("inputs", "changes", "outputs")))
     assert "canary-" not in stored
     assert hashlib.sha256(secret.encode()).hexdigest() not in stored
+
+
+def test_an_entry_that_fails_dooms_the_whole_transaction_even_if_the_caller_swallows_it(world_a):
+    """A single save takes no savepoint: its failure marks the caller's transaction for rollback,
+    so the change cannot be committed without its entry, whatever the caller does next."""
+    from django.db.transaction import TransactionManagementError
+
+    cred = services.credential_create(team=world_a.team, name="before", value="v")
+    with transaction.atomic():
+        _install_refusal()
+        cred.name = "after"
+        with pytest.raises(IntegrityError):
+            cred.save()
+        with pytest.raises(TransactionManagementError):
+            Credential.objects.count()  # nothing more runs in this transaction
+    assert Credential.objects.get(pk=cred.pk).name == "before"

@@ -1,11 +1,14 @@
 """Request context: client address behind trusted proxies, request ids, task attribution."""
 
+import re
+import time
+
 import pytest
 from django.http import HttpResponse
 from django.test import RequestFactory
 
 from audit_project.celery import app as celery_app
-from auditlog.context import client_ip
+from auditlog.context import client_ip, new_request_id
 from auditlog.middleware import AuditContextMiddleware
 from auditlog.models import AuditLogEntry
 from tenants import services
@@ -118,3 +121,13 @@ def test_celery_task_entries_are_attributed_to_the_task(world_a):
     entry = AuditLogEntry.objects.get(operation_name="TeamUpdate")
     assert (entry.actor_type, entry.user_id) == ("task", None)
     assert entry.request_id == f"task-{result.id}"
+
+
+def test_generated_request_ids_begin_with_the_time_and_stay_unique():
+    before = time.time_ns() // 1_000_000
+    ids = [new_request_id() for _ in range(1000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", request_id) for request_id in ids)
+    # Time first: new entries land together at the end of the request-id index.
+    assert all(before <= int(request_id[:12], 16) <= after for request_id in ids)
