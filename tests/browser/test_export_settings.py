@@ -15,7 +15,14 @@ from exports.models import ExportBatch, ExportSettings
 from exports.settings import export_settings_ensure
 
 from .. import factories
-from .test_audit_log_tab import assert_violations_are_seen, launch, pytestmark, sync_api, watch_csp
+from .test_audit_log_tab import (
+    assert_violations_are_seen,
+    launch,
+    pytestmark,
+    sign_in,
+    sync_api,
+    watch_csp,
+)
 
 __all__ = ["pytestmark"]
 
@@ -58,14 +65,6 @@ def test_an_owner_exports_for_the_first_time_and_an_auditor_watches(
     assert keys
     assert seen["listed"] == keys
     assert seen["auditor_listed"] == keys
-
-
-def sign_in(page, url: str, user) -> None:
-    page.goto(f"{url}/login/")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(factories.PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{url}/")
 
 
 def style(locator, prop: str) -> str:
