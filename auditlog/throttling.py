@@ -21,7 +21,7 @@ from rest_framework.throttling import BaseThrottle
 
 from .context import client_ip
 
-# The counters' clock: the tests start it at a window's beginning (every period here divides a day).
+# The counters' clock, a seam for the tests: they start it at the beginning of a window.
 clock = time.time
 
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
