@@ -14,8 +14,10 @@ one more try per period). What holds:
   refusal in the other scope gives this scope's count back): the right password is refused
   too, and nothing is recorded (``LoginFailure`` comes from Django's ``user_login_failed``,
   which only a password check sends).
-- The failure whose count left nothing of a budget is the one that records
-  ``LoginLockout``: one entry per lockout, however many attempts it refuses and however
+- The failure whose count left nothing of a budget is the one that records the lockout:
+  a ``LoginLockout`` entry when an account has the email, and always one
+  ``sign_in_<scope>_lockout`` line in the structured log (``sign_in_lockout_recorded``, also
+  the metrics' hook): one of each per lockout, however many attempts it refuses and however
   many workers answer them.
 - A right password clears its account's count; at its address it only takes back its own
   attempt, never earlier failures: signing in to one's own account must not renew an
@@ -26,10 +28,12 @@ The sign-in forms drive a ``SignInThrottle`` (they hold the password check);
 rendered it.
 """
 
+import logging
 import math
 from typing import Any
 
 from django.conf import settings
+from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import salted_hmac
 
@@ -39,6 +43,32 @@ from auditlog.throttling import ApiKeyRateThrottle, Gcra, Hit
 
 ACCOUNT = "account"
 IP = "ip"
+
+security_log = logging.getLogger("audit_project.security")
+
+# Sent once per lockout, with kind ("account" or "ip"), client_ip, account_key, retry_after.
+sign_in_locked_out = Signal()
+
+
+def sign_in_lockout_recorded(
+    *, kind: str, client_ip: str, account_key: str, retry_after: int
+) -> None:
+    """Log a lockout as event ``sign_in_<kind>_lockout`` and tell ``sign_in_locked_out``.
+
+    The email appears only as its keyed hash (the cache key's): it may be a password typed
+    in the wrong box.
+    """
+    event = f"sign_in_{kind}_lockout"
+    fields = {"client_ip": client_ip, "account_key": account_key, "retry_after": retry_after}
+    security_log.warning(
+        "%s client_ip=%s account_key=%s retry_after=%s",
+        event,
+        client_ip,
+        account_key,
+        retry_after,
+        extra={"event": event, "event_fields": fields},
+    )
+    sign_in_locked_out.send(sender=SignInThrottle, kind=kind, **fields)
 
 
 class SignInThrottle:
@@ -81,6 +111,13 @@ class SignInThrottle:
                     "failures": self.counters[scope].limit,
                     "retryAfterSeconds": hit.retry_after,
                 }
+                # Logged first: an entry that cannot be written fails the request, not the log.
+                sign_in_lockout_recorded(
+                    kind=scope,
+                    client_ip=self.identities[IP],
+                    account_key=self.identities[ACCOUNT],
+                    retry_after=hit.retry_after,
+                )
                 record_for_email(
                     operation_name="LoginLockout", email=self.email, inputs={"inputs": inputs}
                 )
