@@ -105,7 +105,10 @@ class Gcra:
 
     def hit(self, identity: str) -> Hit:
         """Count one event if the budget allows it; ``remaining`` is left after it."""
-        return self._run(f"{self.name}:{identity}", cost=1)
+        # The key names the limit: an arrival time spaced for another rate means nothing to
+        # this one, so a changed setting starts every budget afresh.
+        key = f"{self.name}:{self.limit}-{self.period}-{self.burst}:{identity}"
+        return self._run(key, cost=1)
 
     def give_back(self, hit: Hit) -> None:
         """Uncount the allowed event that ``hit`` was."""
