@@ -1,6 +1,7 @@
 """``LOG_FORMAT=json``: one JSON object per log line, for a log pipeline to index.
 
-Each line carries ``time`` (UTC), ``level``, ``logger``, ``message``, and the request id,
+Each line carries ``time`` (UTC), ``level``, ``logger``, ``message``, ``event`` and its fields
+when the record names one (``extra={"event": ..., "event_fields": {...}}``), and the request id,
 tenant id and user id where they are known (``null`` otherwise): from the audit context a
 request or task bound (auditlog/context.py), or from the request Django attaches to its own
 ``django.request`` lines, which are written after the middleware has unbound the context.
@@ -58,6 +59,11 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             **request_fields(record),
         }
+        if isinstance(getattr(record, "event", None), str):
+            # A named event (sign_in_ip_lockout, ...) and its fields: what alerts match on.
+            line["event"] = record.event
+            for name, value in getattr(record, "event_fields", {}).items():
+                line.setdefault(name, value)
         if isinstance(getattr(record, "status_code", None), int):
             line["status_code"] = record.status_code
         if record.exc_info:

@@ -2,7 +2,6 @@
 
 import io
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 
@@ -13,7 +12,7 @@ from django.db.backends.base.operations import BaseDatabaseOperations
 from rest_framework.test import APIClient
 
 from audit_project.celery import app as celery_app
-from auditlog import partitions, throttling, triggers
+from auditlog import partitions, triggers
 from tenants import services
 from tenants.models import Membership
 
@@ -101,18 +100,6 @@ def _private_cache(settings):
     settings.CACHES = {
         "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
     }
-
-
-@pytest.fixture(autouse=True)
-def _rate_windows_begin_with_the_test(monkeypatch):
-    """Every test's rate windows begin as it does, so a few requests never straddle two.
-
-    Windows are aligned to the epoch: three requests across a minute's end would start a
-    fresh count midway and miss their 429. The counters' clock is moved back to the start
-    of the current day (every period the tests use divides a day) and still runs.
-    """
-    shift = time.time() % 86400
-    monkeypatch.setattr(throttling, "clock", lambda: time.time() - shift)
 
 
 @pytest.fixture(scope="module")

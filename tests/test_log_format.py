@@ -109,3 +109,11 @@ def test_an_unknown_format_is_refused_at_start():
     done = _log_hello(LOG_FORMAT="xml")
     assert done.returncode != 0
     assert "LOG_FORMAT must be plain or json" in done.stderr
+
+
+def test_a_named_event_brings_its_fields_and_keeps_the_line_s_own():
+    line = _line(event="sign_in_ip_lockout", event_fields={"client_ip": "192.0.2.1", "level": 1})
+    assert line["event"] == "sign_in_ip_lockout"
+    assert line["client_ip"] == "192.0.2.1"
+    assert line["level"] == "WARNING"  # a field never overwrites what every line carries
+    assert "event" not in _line()

@@ -282,14 +282,15 @@ READINESS_CHECKS = {
     "default_partition": "auditlog.partitions.default_partition_empty",
 }
 
-# Rate limits, per API key (or session user) and client IP: the audit log API, and every
-# other endpoint (the domain API, export settings, the schema), each with its own budget.
+# Rate limits, per API key (or session user): the audit log API, and every other endpoint
+# (the domain API, export settings, the schema), each with its own budget. GCRA: never more
+# than the count in any such period (auditlog/throttling.py).
 AUDIT_LOG_API_RATE = env.str("AUDIT_LOG_API_RATE", default="1000/min")
 DOMAIN_API_RATE = env.str("DOMAIN_API_RATE", default="1000/min")
 
-# Brute-force protection of /login/ and /admin/login/: failed sign-ins allowed per window
+# Brute-force protection of /login/ and /admin/login/: failed sign-ins allowed in any period
 # (e.g. "5/15min"), per account (the email tried) and per client IP, before both refuse
-# even the right password until the window ends. Counted in the default cache (Redis).
+# even the right password (then one try per period). Counted in the default cache (Redis).
 SIGN_IN_FAILURES_PER_ACCOUNT = env.str("SIGN_IN_FAILURES_PER_ACCOUNT", default="5/15min")
 SIGN_IN_FAILURES_PER_IP = env.str("SIGN_IN_FAILURES_PER_IP", default="50/15min")
 

@@ -709,9 +709,9 @@ in_redis = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL
 
 @pytest.fixture
 def limited(settings):
-    """A three-request budget for the domain API, counted in the real Redis."""
+    """Three requests at once for the domain API (of 6/min), counted in the real Redis."""
     assert settings.CACHES["default"]["BACKEND"].endswith("RedisCache")
-    settings.DOMAIN_API_RATE = "3/min"
+    settings.DOMAIN_API_RATE = "6/min"
 
 
 def rate_counters() -> list[bytes]:
@@ -726,16 +726,16 @@ def test_domain_api_is_limited_per_key_with_retry_after(api, world_a, limited):
     entries = AuditLogEntry.objects.count()
     refused = api.post("/api/v1/teams/", {"name": "Throttled"}, format="json")
     assert refused.status_code == 429
-    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert 1 <= int(refused["Retry-After"]) <= 15
     assert refused.json()["detail"].startswith("Request was throttled.")
     assert not Team.objects.filter(name="Throttled").exists()
     assert AuditLogEntry.objects.count() == entries  # a refused write records nothing
     assert api.patch("/api/v1/tenant/", {}, format="json").status_code == 429  # one budget
     assert rate_counters(), "the counter lives in Redis"
 
-    # The audit log API keeps its own budget; another key, or another address, has its own.
+    # The audit log API keeps its own budget, another key has its own; another address not.
     assert api.get("/api/v1/audit_logs").status_code == 200
-    assert api.get("/api/v1/teams/", REMOTE_ADDR="192.0.2.7").status_code == 200
+    assert api.get("/api/v1/teams/", REMOTE_ADDR="192.0.2.7").status_code == 429
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {world_a.keys['member']}")
     assert api.get("/api/v1/teams/").status_code == 200
 

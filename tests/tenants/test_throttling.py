@@ -3,6 +3,7 @@
 Each test gets its own cache key prefix (``tests/conftest.py``), so counts start at zero.
 """
 
+import json
 import logging
 import os
 import re
@@ -11,10 +12,9 @@ import time
 import pytest
 import redis
 from django.conf import settings
-from django.core.cache import cache
-from django.test import Client
+from django.test import Client, RequestFactory
 
-from auditlog import throttling as counters
+from audit_project.logformat import JsonFormatter
 from auditlog.models import AuditLogEntry
 from auditlog.throttling import parse_rate
 from tenants import throttling
@@ -193,7 +193,7 @@ def test_concurrent_attempts_cannot_share_the_last_try(client, world_a, rf):
     )
     assert first.admit() == 0
     assert second.admit() > 0  # refused before its password is checked, and uncounted
-    assert cache.get(first.counts["account"].key) == limit
+    assert first.counts["account"].remaining == 0
     assert first.password_failed() > 0
     assert [e.operation_name for e in entries_after(start)] == ["LoginLockout"]
     assert attempt(client, "/login/", email, factories.PASSWORD).status_code == 429
@@ -201,8 +201,6 @@ def test_concurrent_attempts_cannot_share_the_last_try(client, world_a, rf):
 
 def test_the_right_password_works_again_once_the_window_has_passed(client, world_a, settings):
     settings.SIGN_IN_FAILURES_PER_ACCOUNT = "2/2s"
-    # Start at the beginning of a window, so that the lockout below falls inside one.
-    time.sleep(2 - counters.clock() % 2)
     start = last_id()
     assert attempt(client, "/login/", world_a.member.email, "wrong").status_code == 200
     assert attempt(client, "/login/", world_a.member.email, "wrong").status_code == 429
@@ -233,8 +231,64 @@ def test_failures_are_counted_in_redis_without_the_email(client, world_a, settin
         "signin-failures-account",
         "signin-failures-ip",
     ]
-    assert set(keys.values()) == {b"1"}  # one count each, shared by every worker
-    assert not [k for k in keys if world_a.member.email in k]
-    assert [k for k in keys if f":{IP}:" in k]
+    # One arrival time each, shared by every worker: one failure's worth ahead of Redis's clock.
+    seconds, micros = server.time()
+    now_ms = seconds * 1000 + micros // 1000
     period = parse_rate(settings.SIGN_IN_FAILURES_PER_ACCOUNT)[1]
-    assert all(0 < server.ttl(k) <= period + 1 for k in keys)
+    assert all(0 < int(tat) - now_ms <= period * 1000 for tat in keys.values())
+    assert not [k for k in keys if world_a.member.email in k]
+    assert [k for k in keys if k.endswith(f":{IP}")]
+    assert all(0 < server.ttl(k) <= period for k in keys)
+
+
+@pytest.fixture
+def lockouts(caplog):
+    """The structured lockout lines logged, and what ``sign_in_locked_out`` was sent."""
+    caplog.set_level(logging.WARNING, logger="audit_project.security")
+    sent: list[dict] = []
+
+    def receive(sender, **fields):
+        sent.append(fields)
+
+    throttling.sign_in_locked_out.connect(receive)
+    yield lambda: ([r for r in caplog.records if hasattr(r, "event")], sent)
+    throttling.sign_in_locked_out.disconnect(receive)
+
+
+def test_an_address_locked_out_on_emails_nobody_has_is_logged_once(client, world_a, lockouts):
+    limit = parse_rate(settings.SIGN_IN_FAILURES_PER_IP)[0]
+    start = last_id()
+    emails = [f"spray{i}@example.test" for i in range(limit + 5)]
+    statuses = [attempt(client, "/login/", email, "wrong").status_code for email in emails]
+    assert statuses == [200] * (limit - 1) + [429] * 6
+    assert entries_after(start) == []  # no account, no tenant to file an entry under
+
+    records, sent = lockouts()
+    assert [r.event for r in records] == ["sign_in_ip_lockout"]  # not one per refusal
+    line = json.loads(JsonFormatter().format(records[0]))
+    assert line["event"] == "sign_in_ip_lockout"
+    assert line["logger"] == "audit_project.security"
+    assert line["client_ip"] == IP
+    assert (
+        line["account_key"]
+        == throttling.SignInThrottle(
+            RequestFactory().post("/login/"), emails[limit - 1]
+        ).identities["account"]
+    )
+    assert 1 <= line["retry_after"] <= parse_rate(settings.SIGN_IN_FAILURES_PER_IP)[1]
+    assert "spray" not in json.dumps(line)  # the email only as its keyed hash
+    assert [s["kind"] for s in sent] == ["ip"]
+    assert sent[0]["client_ip"] == IP
+
+
+def test_an_account_lockout_is_logged_once_and_kept_in_its_tenants_log(client, world_a, lockouts):
+    start = last_id()
+    for i in range(account_limit() + 3):
+        attempt(client, "/login/", world_a.member.email, f"wrong-{i}")
+    records, sent = lockouts()
+    assert [r.event for r in records] == ["sign_in_account_lockout"]
+    assert records[0].event_fields["client_ip"] == IP
+    assert world_a.member.email not in records[0].getMessage()
+    assert [s["kind"] for s in sent] == ["account"]
+    ops = [e.operation_name for e in entries_after(start)]
+    assert ops == ["LoginFailure"] * account_limit() + ["LoginLockout"]
