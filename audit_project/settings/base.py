@@ -56,6 +56,8 @@ MIDDLEWARE = [
     "audit_project.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "audit_project.csp.ContentSecurityPolicyMiddleware",
+    # Audit data and settings are private: no cache keeps a copy (audit_project/cache.py).
+    "audit_project.cache.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
