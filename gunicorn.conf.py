@@ -21,6 +21,8 @@ threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 # gunicorn's runtime control socket (one path per user): not needed, and one less way in.
 control_socket_disable = True
 accesslog = "-"
+# The access log never holds a query-string secret (audit_project/accesslog.py).
+logger_class = "audit_project.accesslog.RedactingLogger"
 # %(M)s: milliseconds; the request id is the one the app answered with (X-Request-ID).
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s "%(a)s"'
 

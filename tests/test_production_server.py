@@ -151,6 +151,28 @@ def test_log_lines_are_json_with_request_tenant_and_user(transactional_db, serve
     assert SECRET_KEY not in text
 
 
+def test_access_log_holds_no_query_string_secret(transactional_db, server, world_a):
+    key = world_a.keys["reader"]
+    response = server.get(f"/api/v1/audit_logs?api_key={key}&per_page=5&Token=tok-canary-1")
+    assert response.status == 401
+    request_id = response.headers["X-Request-ID"]
+
+    def access_lines() -> list[str]:
+        return [
+            line
+            for line in server.log_text().splitlines()
+            if request_id in line and "gunicorn.access" in line
+        ]
+
+    deadline = time.monotonic() + 10
+    while not access_lines() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [line] = access_lines()
+    assert "/api/v1/audit_logs?api_key=REDACTED&per_page=5&Token=REDACTED" in line
+    assert key not in server.log_text()
+    assert "tok-canary-1" not in server.log_text()
+
+
 @pytest.mark.parametrize(
     ("down", "failed"),
     [
