@@ -22,9 +22,10 @@ things are added here, for every endpoint at once, so that no view can forget th
 import re
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
-from rest_framework import serializers
+from rest_framework import permissions, serializers
 
 from auditlog.apis import ERRORS_SCHEMA
 
@@ -148,3 +149,10 @@ class ApiSchema(AutoSchema):
                 response, str(code), direction=direction
             )
         return responses
+
+
+class SchemaAccess(permissions.BasePermission):
+    """The schema and its docs: anyone while ``API_SCHEMA_PUBLIC``, else a signed-in user or key."""
+
+    def has_permission(self, request, view) -> bool:
+        return settings.API_SCHEMA_PUBLIC or bool(request.user and request.user.is_authenticated)

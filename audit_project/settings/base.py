@@ -296,6 +296,9 @@ DOMAIN_API_RATE = env.str("DOMAIN_API_RATE", default="1000/min")
 SIGN_IN_FAILURES_PER_ACCOUNT = env.str("SIGN_IN_FAILURES_PER_ACCOUNT", default="5/15min")
 SIGN_IN_FAILURES_PER_IP = env.str("SIGN_IN_FAILURES_PER_IP", default="50/15min")
 
+# The OpenAPI schema and docs (/api/v1/schema, /api/v1/docs) are public by default: the API
+# is a published, Tines-compatible contract. False: only signed-in users and API keys.
+API_SCHEMA_PUBLIC = env.bool("API_SCHEMA_PUBLIC", default=True)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Audit logs API",
     "DESCRIPTION": (
@@ -311,6 +314,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_PERMISSIONS": ["audit_project.openapi.SchemaAccess"],
     # Requests and responses are separate components: write-only fields (a credential's
     # value, a password) appear in requests only, read-only ones in responses only.
     "COMPONENT_SPLIT_REQUEST": True,
