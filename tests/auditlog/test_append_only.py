@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-from auditlog import triggers
+from auditlog import clock, triggers
 from auditlog.context import audit_context
 from auditlog.models import AppendOnlyError, AuditLogEntry
 from tenants import services
@@ -170,7 +170,7 @@ def test_the_truncate_migration_runs_on_a_populated_table(transactional_db):
         MigrationExecutor(connection).migrate(leaves)
     assert list(AuditLogEntry.objects.order_by("id").values()) == entries
     if connection.vendor == "postgresql":
-        expected = {triggers.ROW_TRIGGER, triggers.TRUNCATE_TRIGGER}
+        expected = {triggers.ROW_TRIGGER, triggers.TRUNCATE_TRIGGER, clock.TRIGGER}
     else:
         expected = {f"{triggers.TABLE}_no_update", f"{triggers.TABLE}_no_delete"}
     assert trigger_names(triggers.TABLE) == expected
