@@ -87,7 +87,10 @@ ENTRY_SCHEMA = inline_serializer(
             },
         ),
         "changes": serializers.DictField(help_text="{field: [before, after]}, redacted"),
-        "request_id": serializers.CharField(),
+        "request_id": serializers.CharField(help_text="The server's id of the request"),
+        "client_request_id": serializers.CharField(
+            allow_null=True, help_text="The X-Request-ID the client sent, or null"
+        ),
         "actor_type": serializers.ChoiceField(choices=ACTOR_TYPES),
         "api_key": inline_serializer(
             "AuditLogApiKey",

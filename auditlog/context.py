@@ -51,6 +51,9 @@ class AuditContext:
     request_ip: str | None = None
     request_user_agent: str = ""
     request_id: str = field(default_factory=new_request_id)
+    # What the client sent as X-Request-ID, kept apart: an id the client chooses must not pass
+    # for the server's (it could name another request's entries).
+    client_request_id: str | None = None
 
 
 _current: ContextVar[AuditContext | None] = ContextVar("audit_context", default=None)
@@ -111,11 +114,11 @@ def client_ip(request: HttpRequest) -> str | None:
         return None
 
 
-def request_id_for(request: HttpRequest) -> str:
-    """The caller's ``X-Request-ID`` when it is a sane token, otherwise a new one."""
+def client_request_id_for(request: HttpRequest) -> str | None:
+    """The caller's ``X-Request-ID`` when it is a sane token (None: absent or not sane)."""
     supplied = request.META.get("HTTP_X_REQUEST_ID", "")
-    # fullmatch: ``$`` would let a trailing newline through, into the response header.
-    return supplied if _REQUEST_ID.fullmatch(supplied) else new_request_id()
+    # fullmatch: ``$`` would let a trailing newline through.
+    return supplied if _REQUEST_ID.fullmatch(supplied) else None
 
 
 def context_for_request(request: HttpRequest) -> AuditContext:
@@ -125,7 +128,7 @@ def context_for_request(request: HttpRequest) -> AuditContext:
         actor_type=ACTOR_ANONYMOUS,
         request_ip=client_ip(request),
         request_user_agent=header_text(request.META.get("HTTP_USER_AGENT", ""), USER_AGENT_LENGTH),
-        request_id=request_id_for(request),
+        client_request_id=client_request_id_for(request),
     )
 
 

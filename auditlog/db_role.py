@@ -7,7 +7,8 @@ Triggers refuse UPDATE, DELETE and TRUNCATE of entries, but the owner of a table
 ``SET session_replication_role = replica``. So migrations run as the owner and the web,
 worker and beat processes connect as an application role that owns nothing and holds only:
 
-- the entries table and each of its partitions: SELECT, INSERT (COPY needs only INSERT);
+- the entries table and each of its partitions: SELECT, INSERT (COPY needs only INSERT),
+  and only at the database's time (``auditlog/clock.py``: no backdated entry);
 - ``django_migrations``: SELECT, so a readiness check can see unapplied migrations;
 - every other table of an installed model: SELECT, INSERT, UPDATE, DELETE;
 - the schema's sequences: USAGE, SELECT; the schema: USAGE; the database: CONNECT.
@@ -37,6 +38,7 @@ from django.db import transaction
 from django.db.migrations.recorder import MigrationRecorder
 from psycopg import sql
 
+from . import clock
 from .triggers import FUNCTION, IDENTIFIER, ROW_TRIGGER, TABLE, TRUNCATE_TRIGGER
 
 # Yes/no questions to PostgreSQL, each a problem if the answer is yes: these about the role
@@ -61,6 +63,10 @@ ROLE_CHECKS = {
     "is a member of the role that owns the trigger function": (
         "pg_has_role(r.oid, (SELECT p.proowner FROM pg_proc p"
         " WHERE p.oid = %(function)s::regprocedure), 'MEMBER')"
+    ),
+    "is a member of the role that owns the created_at trigger function": (
+        "pg_has_role(r.oid, (SELECT p.proowner FROM pg_proc p"
+        " WHERE p.oid = to_regprocedure(%(clock_function)s)), 'MEMBER')"
     ),
 }
 # ... and these about each entries table (its name follows the question).
@@ -170,7 +176,12 @@ def _entries_tables(cursor: Any) -> list[str]:
 
 def _problems(cursor: Any, *, role: str, schema: str, entries: list[str]) -> list[str]:
     """Every way ``role`` could change entries or would fail the app, as PostgreSQL answers it."""
-    params = {"role": role, "schema": schema, "function": f"{FUNCTION}()"}
+    params = {
+        "role": role,
+        "schema": schema,
+        "function": f"{FUNCTION}()",
+        "clock_function": f"{clock.FUNCTION}()",
+    }
     checks = dict(ROLE_CHECKS)
     if cursor.db.pg_version >= 150000:  # has_parameter_privilege is new in PostgreSQL 15
         checks["can SET session_replication_role (which skips triggers)"] = SKIPS_TRIGGERS
@@ -185,7 +196,7 @@ def _problems(cursor: Any, *, role: str, schema: str, entries: list[str]) -> lis
         armed = {name for (name,) in cursor.fetchall()}
         problems += [
             f"{table} has no enabled trigger {name} (run migrate first)"
-            for name in (ROW_TRIGGER, TRUNCATE_TRIGGER)
+            for name in (ROW_TRIGGER, TRUNCATE_TRIGGER, clock.TRIGGER)
             if name not in armed
         ]
     return problems

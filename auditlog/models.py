@@ -73,6 +73,12 @@ class AuditLogEntry(models.Model):
     request_ip = models.GenericIPAddressField(null=True, blank=True)
     request_user_agent = models.CharField(max_length=USER_AGENT_LENGTH, blank=True)
     request_id = models.CharField(max_length=REQUEST_ID_LENGTH, blank=True)
+    # The X-Request-ID the client sent (its own correlation id, never the server's). NULL,
+    # not "": "sent none" is what it says, and a nullable column without default is added in
+    # place on SQLite too, where a default would rebuild the table and drop its triggers.
+    client_request_id = models.CharField(  # noqa: DJ001
+        max_length=REQUEST_ID_LENGTH, null=True, blank=True
+    )
 
     target_type = models.CharField(max_length=64, blank=True)
     target_id = models.CharField(max_length=64, blank=True)

@@ -18,6 +18,7 @@ ENTRY_COLUMNS = (
     "request_ip",
     "request_user_agent",
     "request_id",
+    "client_request_id",
     "tenant_id",
     "user_id",
     "user_email",
@@ -40,8 +41,9 @@ def rfc3339(value: datetime) -> str:
 def entry_to_json(entry: Any) -> dict[str, Any]:
     """An entry (model instance or ``values(*ENTRY_COLUMNS)`` dict) in the Tines wire format.
 
-    The Tines fields come first; ``target``, ``changes``, ``request_id``, ``actor_type`` and
-    ``api_key`` are ours, and clients that do not know them ignore them.
+    The Tines fields come first; ``target``, ``changes``, ``request_id``,
+    ``client_request_id``, ``actor_type`` and ``api_key`` are ours, and clients that do not
+    know them ignore them.
     """
     get = entry.__getitem__ if isinstance(entry, dict) else entry.__getattribute__
     created_at = rfc3339(get("created_at"))
@@ -67,6 +69,7 @@ def entry_to_json(entry: Any) -> dict[str, Any]:
         },
         "changes": get("changes") or {},
         "request_id": get("request_id"),
+        "client_request_id": get("client_request_id"),
         "actor_type": get("actor_type"),
         "api_key": {"id": api_key_id, "name": get("api_key_name")} if api_key_id else None,
     }

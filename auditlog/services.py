@@ -47,6 +47,7 @@ def stamp(user: Any = None) -> dict[str, Any]:
         "request_ip": ctx.request_ip,
         "request_user_agent": ctx.request_user_agent,
         "request_id": ctx.request_id,
+        "client_request_id": ctx.client_request_id,
     }
 
 

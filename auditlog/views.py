@@ -145,7 +145,7 @@ FIELD_TEXT = {
     "target_type": ("Target type", "Any case: Credential and credential are the same."),
     "target_id": ("Target id", ""),
     "request_ip": ("IP address", "An exact IPv4 or IPv6 address."),
-    "request_id": ("Request id", "The X-Request-ID of one request."),
+    "request_id": ("Request id", "The server's id of one request (its X-Request-ID answer)."),
 }
 # How a summary chip names each filter.
 CHIP_NAMES = {

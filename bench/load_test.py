@@ -333,9 +333,10 @@ def check_entries(writes: list[tuple[str, str, int | None, int]]) -> list[str]:
     """Problems: a successful write without exactly one entry of its operation, naming its
     object; a refused write with any entry at all."""
     by_request = defaultdict(list)
+    # The X-Request-ID sent is kept as the entry's client_request_id (the server picks its own).
     for request_id, operation, target_id in AuditLogEntry.objects.filter(
-        request_id__in=[w[0] for w in writes]
-    ).values_list("request_id", "operation_name", "target_id"):
+        client_request_id__in=[w[0] for w in writes]
+    ).values_list("client_request_id", "operation_name", "target_id"):
         if operation != "AuthenticationTokenUse":
             by_request[request_id].append((operation, target_id))
     problems = []

@@ -96,6 +96,7 @@ _LINE_PARTS = (
     ),
     ("changes", _object("changes")),
     ("request_id", _string("request_id")),
+    ("client_request_id", _string("client_request_id")),
     ("actor_type", _string("actor_type")),
     (
         "api_key",

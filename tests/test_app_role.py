@@ -7,17 +7,19 @@ and every way to rewrite history is refused by PostgreSQL.
 
 import csv
 import io
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from django.core.management import call_command
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection, transaction
 from django.db.migrations.recorder import MigrationRecorder
 from django.test import Client
 from rest_framework.test import APIClient
 
-from auditlog import partitions
+from auditlog import clock, partitions
 from auditlog.context import audit_context
 from auditlog.models import AuditLogEntry
 from auditlog.triggers import FUNCTION, ROW_TRIGGER, TABLE, TRUNCATE_TRIGGER
@@ -47,6 +49,13 @@ def test_the_connection_is_the_application_role_not_the_owner(app_role):
         (f"ALTER TABLE {TABLE} DISABLE TRIGGER {ROW_TRIGGER}", "must be owner"),
         (f"ALTER TABLE {TABLE} DISABLE TRIGGER ALL", "must be owner"),
         (f"DROP TRIGGER {TRUNCATE_TRIGGER} ON {TABLE}", "must be owner"),
+        (f"DROP TRIGGER {clock.TRIGGER} ON {TABLE}", "must be owner"),
+        (f"ALTER TABLE {TABLE} DISABLE TRIGGER {clock.TRIGGER}", "must be owner"),
+        (
+            f"CREATE OR REPLACE FUNCTION {clock.FUNCTION}() RETURNS trigger AS $$"
+            " BEGIN RETURN NEW; END $$ LANGUAGE plpgsql",
+            "permission denied for schema|must be owner",
+        ),
         (
             f"CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger AS $$"
             " BEGIN RETURN NEW; END $$ LANGUAGE plpgsql",
@@ -181,12 +190,14 @@ def test_a_partition_made_by_maintenance_lets_the_role_only_append_and_read(main
         )
         assert cursor.fetchall() == [("INSERT",), ("SELECT",)]
     tenant = factories.tenant("Appended")
-    entry = AuditLogEntry.objects.bulk_create(
-        [AuditLogEntry(tenant=tenant, created_at=maintained.start, operation_name="Login")]
-    )[0]
+    # A month ahead is no time for the role to write (the clock trigger's clone is there too).
+    with pytest.raises(DatabaseError, match=clock.MESSAGE), transaction.atomic():
+        AuditLogEntry.objects.bulk_create(
+            [AuditLogEntry(tenant=tenant, created_at=maintained.start, operation_name="Login")]
+        )
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT tableoid::regclass::text FROM {TABLE} WHERE id = %s", [entry.pk])  # noqa: S608
-        assert cursor.fetchone() == (maintained.name,)
+        cursor.execute(f"SELECT count(*) FROM {maintained.name}")  # noqa: S608
+        assert cursor.fetchone() == (0,)
     for sql in (f"DELETE FROM {maintained.name}", f"TRUNCATE {maintained.name}"):  # noqa: S608
         with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
             connection.cursor().execute(sql)
@@ -196,3 +207,61 @@ def test_the_role_cannot_run_partition_maintenance():
     later = partitions.monthly(datetime(2095, 9, 1, tzinfo=UTC))
     with pytest.raises(DatabaseError, match=r"must be owner|permission denied"):
         partitions.create_months(later.start, later.start, using="default")
+
+
+def insert_entry_at(table: str, created_at: datetime, row: dict | None = None) -> None:
+    """INSERT, as the connected role, a copy of an entry (by default the first) at ``created_at``.
+
+    Straight into ``table`` (the parent or one partition), as a client of the database could.
+    """
+    row = dict(row or AuditLogEntry.objects.order_by("id").values().first())
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT nextval(pg_get_serial_sequence('public.{TABLE}', 'id'))")
+        row.update(id=cursor.fetchone()[0], created_at=created_at)
+        columns = ", ".join(f'"{name}"' for name in row)
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns}"  # noqa: S608
+            f" FROM jsonb_populate_record(NULL::public.{TABLE}, %s::jsonb)",
+            [json.dumps(row, cls=DjangoJSONEncoder)],
+        )
+
+
+def the_partitions() -> list[str]:
+    return [TABLE, *partitions.entries_tables(connection)[1:]]
+
+
+@pytest.mark.parametrize(
+    "offset", [timedelta(hours=-1), timedelta(hours=1)], ids=["past", "future"]
+)
+def test_an_entry_at_a_time_of_the_app_roles_choosing_is_refused(world_a, offset):
+    before = AuditLogEntry.objects.count()
+    when = datetime.now(UTC) + offset
+    tables = the_partitions()
+    assert len(tables) > 3  # the parent, monthly partitions and DEFAULT
+    for table in tables:
+        with pytest.raises(DatabaseError, match=clock.MESSAGE), transaction.atomic():
+            insert_entry_at(table, when)
+    with pytest.raises(DatabaseError, match=clock.MESSAGE), transaction.atomic():
+        AuditLogEntry.objects.create(
+            tenant=world_a.tenant, created_at=when, operation_name="Login", actor_type="user"
+        )
+    assert AuditLogEntry.objects.count() == before
+
+
+def test_an_entry_within_the_skew_is_accepted(world_a):
+    before = AuditLogEntry.objects.count()
+    for seconds in (-clock.SKEW_SECONDS + 5, clock.SKEW_SECONDS - 5):
+        insert_entry_at(TABLE, datetime.now(UTC) + timedelta(seconds=seconds))
+    assert AuditLogEntry.objects.count() == before + 2
+
+
+def test_a_temporary_table_cannot_stand_in_for_the_owners(world_a):
+    """The exemption asks who owns the partition written to, not a table found by name."""
+    row = AuditLogEntry.objects.order_by("id").values().first()
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {TABLE} (id int)")
+        try:
+            with pytest.raises(DatabaseError, match=clock.MESSAGE), transaction.atomic():
+                insert_entry_at(f"public.{TABLE}", datetime.now(UTC) - timedelta(days=400), row)
+        finally:
+            cursor.execute(f"DROP TABLE pg_temp.{TABLE}")

@@ -2,10 +2,10 @@
 
 Sixteen threads create credentials at once through ``POST /api/v1/credentials/``, each
 request with its own ``X-Request-ID``. Every request must succeed and leave exactly one
-``CredentialSave`` entry, carrying its request id and naming the credential it created.
-The server is the dev server ``scripts/run`` starts (local settings), as a real process:
-on a SQLite file configured by the settings (WAL, a busy timeout, ``BEGIN IMMEDIATE``),
-and on PostgreSQL.
+``CredentialSave`` entry, carrying that id as its client request id and naming the
+credential it created. The server is the dev server ``scripts/run`` starts (local settings),
+as a real process: on a SQLite file configured by the settings (WAL, a busy timeout,
+``BEGIN IMMEDIATE``), and on PostgreSQL.
 """
 
 import json
@@ -88,7 +88,7 @@ def write_concurrently(target: Target) -> dict[str, str]:
 
 
 def assert_one_entry_each(created: dict[str, str], rows: list[tuple[str, str]]) -> None:
-    """``rows``: (request id, target id) of the CredentialSave entries of those requests."""
+    """``rows``: (client request id, target id) of the CredentialSave entries of those requests."""
     entries = defaultdict(list)
     for request_id, target_id in rows:
         entries[request_id].append(target_id)
@@ -114,7 +114,7 @@ def test_sqlite_file_takes_sixteen_concurrent_writers(tmp_path):
 
     with sqlite3.connect(db) as conn:
         saves = conn.execute(
-            "SELECT request_id, target_id FROM auditlog_auditlogentry"
+            "SELECT client_request_id, target_id FROM auditlog_auditlogentry"
             " WHERE operation_name = 'CredentialSave'"
         ).fetchall()
     rows = [(request_id, target_id) for request_id, target_id in saves if request_id in created]
@@ -129,6 +129,6 @@ def test_postgresql_takes_sixteen_concurrent_writers(transactional_db, world_a, 
         created = write_concurrently(Target(server, world_a.keys["owner"], world_a.team.pk))
 
     rows = AuditLogEntry.objects.filter(
-        operation_name="CredentialSave", request_id__in=list(created)
-    ).values_list("request_id", "target_id")
+        operation_name="CredentialSave", client_request_id__in=list(created)
+    ).values_list("client_request_id", "target_id")
     assert_one_entry_each(created, list(rows))

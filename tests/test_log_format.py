@@ -36,13 +36,14 @@ def _line(record_logger: str = "tests.logformat", **extra) -> dict:
 def test_a_line_in_a_request_names_the_request_tenant_and_user(db, world_a):
     request = RequestFactory().get("/", headers={"X-Request-ID": "req-123"})
     request.user = world_a.reader
-    with request_context(request):
+    with request_context(request) as ctx:
         line = _line()
     assert line["message"] == "something happened"
     assert line["level"] == "WARNING"
     assert line["time"].endswith("Z")
+    assert ctx.request_id != "req-123"  # the server's id, not the one the client sent
     assert (line["request_id"], line["tenant_id"], line["user_id"]) == (
-        "req-123",
+        ctx.request_id,
         world_a.tenant.pk,
         world_a.reader.pk,
     )

@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-from auditlog import triggers
+from auditlog import clock, triggers
 from auditlog.context import audit_context
 from auditlog.models import AppendOnlyError, AuditLogEntry
 from tenants import services
@@ -170,10 +170,38 @@ def test_the_truncate_migration_runs_on_a_populated_table(transactional_db):
         MigrationExecutor(connection).migrate(leaves)
     assert list(AuditLogEntry.objects.order_by("id").values()) == entries
     if connection.vendor == "postgresql":
-        expected = {triggers.ROW_TRIGGER, triggers.TRUNCATE_TRIGGER}
+        expected = {triggers.ROW_TRIGGER, triggers.TRUNCATE_TRIGGER, clock.TRIGGER}
     else:
         expected = {f"{triggers.TABLE}_no_update", f"{triggers.TABLE}_no_delete"}
     assert trigger_names(triggers.TABLE) == expected
+
+
+def test_the_client_request_id_migration_keeps_every_entry_of_a_populated_table(
+    transactional_db,
+):
+    """Back before the column and forward: every value kept, NULL in the new column."""
+    factories.tenant("Populated")
+    with audit_context(actor_type="system", request_id="server-id-1"):
+        factories.tenant("Populated by a request")
+    entries = list(AuditLogEntry.objects.order_by("id").values())
+    assert len(entries) >= 2
+    assert {entry["client_request_id"] for entry in entries} == {None}
+    armed = trigger_names(triggers.TABLE)
+    executor = MigrationExecutor(connection)
+    leaves = executor.loader.graph.leaf_nodes()
+    try:
+        executor.migrate([("auditlog", "0009_database_time_on_insert")])
+        columns = {
+            c.name
+            for c in connection.introspection.get_table_description(
+                connection.cursor(), triggers.TABLE
+            )
+        }
+        assert "client_request_id" not in columns
+    finally:
+        MigrationExecutor(connection).migrate(leaves)
+    assert list(AuditLogEntry.objects.order_by("id").values()) == entries
+    assert trigger_names(triggers.TABLE) == armed  # no table rebuilt (SQLite) without them
 
 
 LEGACY_SQLITE_TRIGGERS = [

@@ -43,35 +43,54 @@ def _rename_team_view(team):
     return view
 
 
-def test_middleware_context_reaches_the_entry_and_echoes_request_id(world_a):
+def test_middleware_context_reaches_the_entry_and_answers_the_servers_request_id(world_a):
     middleware = AuditContextMiddleware(_rename_team_view(world_a.team))
     request = RequestFactory().get(
         "/", REMOTE_ADDR="192.0.2.44", HTTP_USER_AGENT="probe/1.0", HTTP_X_REQUEST_ID="abc-123"
     )
     response = middleware(request)
     entry = AuditLogEntry.objects.get(operation_name="TeamUpdate")
-    assert response["X-Request-ID"] == "abc-123" == entry.request_id
+    assert response["X-Request-ID"] == entry.request_id != "abc-123"
+    assert entry.client_request_id == "abc-123"
     assert (entry.request_ip, entry.request_user_agent) == ("192.0.2.44", "probe/1.0")
     assert (entry.user, entry.actor_type) == (world_a.owner, "user")
     assert entry.user_email == world_a.owner.email
 
 
-def test_unsafe_request_id_is_replaced(world_a):
-    middleware = AuditContextMiddleware(_rename_team_view(world_a.team))
-    response = middleware(RequestFactory().get("/", HTTP_X_REQUEST_ID="<script>" * 20))
-    assert response["X-Request-ID"].isalnum()
-    assert (
-        AuditLogEntry.objects.get(operation_name="TeamUpdate").request_id
-        == response["X-Request-ID"]
+def test_a_spoofed_request_id_is_kept_as_the_clients_never_as_the_servers(api, client, world_a):
+    """Another request's id sent as X-Request-ID does not make an entry pass for that request's."""
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {world_a.keys['owner']}")
+    earlier = api.post("/api/v1/teams/", {"name": "Earlier"}, format="json")
+    spoofed = earlier["X-Request-ID"]
+    earlier_entries = AuditLogEntry.objects.filter(request_id=spoofed).count()
+    response = api.post(
+        "/api/v1/teams/", {"name": "Spoofed"}, format="json", HTTP_X_REQUEST_ID=spoofed
     )
+    assert response.status_code == 201, response.content
+    entry = AuditLogEntry.objects.get(operation_name="TeamCreation", target_repr="Spoofed")
+    assert entry.request_id == response["X-Request-ID"]
+    assert entry.request_id != spoofed
+    assert entry.client_request_id == spoofed
+    assert AuditLogEntry.objects.filter(request_id=spoofed).count() == earlier_entries
+    listed = api.get("/api/v1/audit_logs", {"request_id": response["X-Request-ID"]})
+    (row,) = listed.json()["audit_logs"]
+    assert (row["request_id"], row["client_request_id"]) == (entry.request_id, spoofed)
+    client.force_login(world_a.owner)
+    page = client.get(f"/settings/audit-logs/{entry.pk}/").content.decode()
+    assert f"<dt>Client request id</dt><dd><code>{spoofed}</code></dd>" in page
 
 
-def test_request_id_with_a_trailing_newline_is_replaced(world_a):
-    # ``$`` matches before a final newline; the id is echoed in a response header.
-    middleware = AuditContextMiddleware(_rename_team_view(world_a.team))
-    response = middleware(RequestFactory().get("/", HTTP_X_REQUEST_ID="abc-123\n"))
-    assert response["X-Request-ID"] != "abc-123\n"
-    assert response["X-Request-ID"].isalnum()
+@pytest.mark.parametrize("sent", [None, "<script>" * 20, "abc-123\n", "x" * 65])
+def test_an_absent_or_unsafe_client_request_id_is_dropped(api, world_a, sent):
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {world_a.keys['owner']}")
+    headers = {} if sent is None else {"HTTP_X_REQUEST_ID": sent}
+    response = api.post("/api/v1/teams/", {"name": "Plain"}, format="json", **headers)
+    assert response.status_code == 201, response.content
+    assert re.fullmatch(r"[0-9a-f]{32}", response["X-Request-ID"])
+    entry = AuditLogEntry.objects.get(operation_name="TeamCreation", target_repr="Plain")
+    assert (entry.request_id, entry.client_request_id) == (response["X-Request-ID"], None)
+    listed = api.get("/api/v1/audit_logs", {"request_id": entry.request_id})
+    assert listed.json()["audit_logs"][0]["client_request_id"] is None
 
 
 UNSTORABLE_AGENTS = [

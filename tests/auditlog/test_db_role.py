@@ -18,7 +18,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from auditlog import partitions, triggers
+from auditlog import clock, partitions, triggers
 
 from .. import factories
 
@@ -168,6 +168,10 @@ def test_every_partition_gets_select_insert_and_one_made_by_hand_gets_nothing():
         # A member of the tables' owner could SET ROLE to it and disable the triggers.
         ('CREATE ROLE "{role}"; GRANT "{owner}" TO "{role}"', "is a member of the role that owns"),
         (f"DROP TRIGGER {triggers.TRUNCATE_TRIGGER} ON {triggers.TABLE}", "run migrate first"),
+        (
+            f"DROP TRIGGER {clock.TRIGGER} ON {triggers.TABLE}",
+            f"no enabled trigger {clock.TRIGGER}",
+        ),
     ],
 )
 def test_a_role_that_could_change_history_is_refused_and_nothing_is_granted(setup, problem):

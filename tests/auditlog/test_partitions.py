@@ -77,14 +77,23 @@ def test_the_migration_converts_a_populated_table_keeping_every_row_exactly():
     executor = MigrationExecutor(connection)
     leaves = executor.loader.graph.leaf_nodes()
     tenants = [factories.tenant(f"Converted {n}") for n in range(3)]
+    target = ("auditlog", "0006_admin_search_indexes")
+    old_entry = executor.loader.project_state([target]).apps.get_model("auditlog", "AuditLogEntry")
+
+    def add_as_of_0006(tenant_id, created_at, **values):
+        """An entry as 0006 knew them (no client_request_id yet)."""
+        row = entry_row(operation_name="TenantConfigChange", tenant_id=tenant_id, **values)
+        del row["client_request_id"]
+        old_entry.objects.bulk_create([old_entry(**{**row, "created_at": created_at})])
+
     try:
-        executor.migrate([("auditlog", "0006_admin_search_indexes")])
+        executor.migrate([target])
         with connection.cursor() as cursor:
             cursor.execute("SELECT relkind FROM pg_class WHERE relname = %s", [TABLE])
             assert cursor.fetchone() == ("r",)
         for n in range(60):
             tenant = tenants[n % 3]
-            add(
+            add_as_of_0006(
                 tenant.pk,
                 at(2025, 1 + n % 5, 1 + n % 28, n % 24),
                 target_id=str(n),
@@ -92,7 +101,7 @@ def test_the_migration_converts_a_populated_table_keeping_every_row_exactly():
                 changes={"name": [None, f"v{n}"]},
                 outputs={"ok": n % 2 == 0},
             )
-        add(tenants[0].pk, at(2025, 2, 1))  # on a boundary: the later month's
+        add_as_of_0006(tenants[0].pk, at(2025, 2, 1))  # on a boundary: the later month's
         before = rows()
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT nextval(pg_get_serial_sequence('{TABLE}', 'id'))")
@@ -100,7 +109,8 @@ def test_the_migration_converts_a_populated_table_keeping_every_row_exactly():
 
         MigrationExecutor(connection).migrate(leaves)
 
-        assert rows() == before
+        # Every value kept; the column added since (last) is NULL in every entry.
+        assert rows() == [(*row, None) for row in before]
         assert len(before) >= 61 + 3  # the three tenants' creation entries too
         with connection.cursor() as cursor:
             cursor.execute("SELECT relkind FROM pg_class WHERE relname = %s", [TABLE])

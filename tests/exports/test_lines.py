@@ -31,6 +31,7 @@ AWKWARD = [
         "request_ip": "203.0.113.7",
         "request_user_agent": "Mozilla/5.0 (X11) </script>",
         "request_id": "a" * 32,
+        "client_request_id": 'client "id" ✓',
         "user_email": "ünïcode@example.com",
         "user_name": "名前 O'Brien",
         "story_id": 7,
