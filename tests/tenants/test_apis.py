@@ -169,14 +169,15 @@ def test_first_use_of_a_key_is_recorded_once(world_a):
     assert caller.call("get", "teams/")[1] == []
 
 
-def test_request_id_of_the_caller_is_kept(world_a, owner):
+def test_request_id_of_the_caller_is_kept_beside_the_servers(world_a, owner):
     owner.client.credentials(
         HTTP_AUTHORIZATION=f"Bearer {world_a.keys['owner']}", HTTP_X_REQUEST_ID="req-123.abc"
     )
     response, entry = owner.expect(
         "TeamCreation", "post", "teams/", {"name": "R"}, target_type="team"
     )
-    assert response["X-Request-ID"] == entry.request_id == "req-123.abc"
+    assert response["X-Request-ID"] == entry.request_id != "req-123.abc"
+    assert entry.client_request_id == "req-123.abc"
 
 
 # --- users ----------------------------------------------------------------------------------
