@@ -4,6 +4,7 @@ import hashlib
 import secrets
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 
 from auditlog.permissions import AUDIT_LOG_READ
@@ -13,16 +14,36 @@ from .fields import EncryptedTextField
 
 TENANT_PERMISSIONS = (AUDIT_LOG_READ,)
 
+# Bounds of a tenant's session timeout: 5 minutes to 30 days. Below 5 a session ends
+# while a page is being read; 0 would mean "until the browser closes" to Django, which
+# the server keeps for SESSION_COOKIE_AGE (14 days), the longest session of all.
+SESSION_TIMEOUT_MIN_MINUTES = 5
+SESSION_TIMEOUT_MAX_MINUTES = 30 * 24 * 60
+
 
 class Tenant(AuditedModel):
     """A customer: every other row belongs to exactly one tenant."""
 
     name = models.CharField(max_length=200, unique=True)
-    session_timeout_minutes = models.PositiveIntegerField(default=720)
+    session_timeout_minutes = models.PositiveIntegerField(
+        default=720,
+        validators=[
+            MinValueValidator(SESSION_TIMEOUT_MIN_MINUTES),
+            MaxValueValidator(SESSION_TIMEOUT_MAX_MINUTES),
+        ],
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def session_timeout_seconds(self) -> int:
+        """The session's lifetime, always within the bounds (a row written around the model
+        validators, e.g. by SQL, must not give an endless or browser-long session)."""
+        minutes = self.session_timeout_minutes or 0
+        bounded = min(max(minutes, SESSION_TIMEOUT_MIN_MINUTES), SESSION_TIMEOUT_MAX_MINUTES)
+        return bounded * 60
 
 
 class UserManager(BaseUserManager.from_queryset(AuditedQuerySet)):
