@@ -42,7 +42,7 @@ class SignInMixin:
         )
 
     def clean_username(self) -> str:
-        # Accounts are stored with lower-case emails; the backend's lookup is exact.
+        # Accounts are stored with lower-case emails; the lockout counts the address so too.
         return self.cleaned_data["username"].strip().lower()
 
     def clean(self) -> dict[str, Any]:
