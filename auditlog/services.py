@@ -111,22 +111,24 @@ def record(**kwargs: Any) -> None:
 
 
 def record_for_email(*, operation_name: str, email: str, inputs: dict | None = None) -> None:
-    """Record a sign-in event under the tenant of the account whose email was tried.
+    """Record a sign-in event under the tenant of each account whose email was tried.
 
+    Accounts are per tenant, so one email may have several; the event concerns each of them
+    (a failed password opened none), and each tenant sees it in its own log only.
     An email that matches no account has no tenant to file it under: the application log
     keeps the event instead, without the email (it may be a password typed in the wrong box).
     """
-    account = get_user_model()._default_manager.filter(email__iexact=email).first()
-    if account is None:
+    accounts = list(get_user_model()._default_manager.filter(email__iexact=email))
+    if not accounts:
         logger.warning("%s for an unknown account", operation_name)
-        return
-    record(
-        operation_name=operation_name,
-        tenant_id=account.tenant_id,
-        target_id=account.pk,
-        target_repr=account.email,
-        inputs=inputs,
-    )
+    for account in accounts:
+        record(
+            operation_name=operation_name,
+            tenant_id=account.tenant_id,
+            target_id=account.pk,
+            target_repr=account.email,
+            inputs=inputs,
+        )
 
 
 def record_rows(rows: list[dict[str, Any]]) -> None:

@@ -232,7 +232,9 @@ class UserAdmin(TenantModelAdmin):
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         kwargs["form"] = UserAddForm if obj is None else UserChangeForm
-        return super().get_form(request, obj, **kwargs)
+        form = super().get_form(request, obj, **kwargs)
+        form.tenant_id = request.user.tenant_id  # a class made for this request alone
+        return form
 
     def create(self, request: HttpRequest, form: ModelForm) -> User:
         data = form.cleaned_data

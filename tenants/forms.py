@@ -4,27 +4,45 @@ from typing import Any
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth import password_validation
+from django.contrib.auth import authenticate, password_validation
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.core.exceptions import ValidationError
 
 from . import services, throttling
-from .models import TENANT_PERMISSIONS, ApiKey, Credential, Membership, User
+from .backends import SeveralAccounts
+from .models import EMAIL_TAKEN, TENANT_PERMISSIONS, ApiKey, Credential, Membership, User
 
 PERMISSION_CHOICES = [(p, p.replace("_", " ").capitalize()) for p in TENANT_PERMISSIONS]
 
 
+SEVERAL_ACCOUNTS = (
+    "This email and password open accounts in several tenants: enter the tenant's name too."
+)
+
+
 class SignInMixin:
-    """What both sign-in forms share: emails in lower case, and the brute-force lockout.
+    """What both sign-in forms share: emails in lower case, the optional tenant, and the
+    brute-force lockout.
 
     ``locked_for`` is set (in seconds) when the attempt is refused for a lockout; the views
-    answer 429 then (``throttling.refuse_locked_out``).
+    answer 429 then (``throttling.refuse_locked_out``). The tenant is only needed when one
+    password opens accounts of the email in several tenants (``tenants.backends``).
     """
 
     locked_for = 0
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["tenant"] = forms.CharField(
+            label="Tenant",
+            required=False,
+            max_length=200,
+            help_text="Only needed if your email has accounts in several tenants.",
+            widget=forms.TextInput(attrs={"autocomplete": "organization"}),
+        )
+
     def clean_username(self) -> str:
-        # Accounts are stored with lower-case emails; the backend's lookup is exact.
+        # Accounts are stored with lower-case emails; the lockout counts the address so too.
         return self.cleaned_data["username"].strip().lower()
 
     def clean(self) -> dict[str, Any]:
@@ -36,9 +54,10 @@ class SignInMixin:
         if self.locked_for:
             raise self.locked_out_error()
         try:
-            cleaned = super().clean()
-        except ValidationError:
-            if self.user_cache is not None:  # the right password, refused by policy
+            cleaned = self.authenticate_account()
+        except ValidationError as error:
+            # The right password, refused by policy or for want of the tenant's name.
+            if self.user_cache is not None or error.code == "several_accounts":
                 throttle.password_passed()
                 raise
             self.locked_for = throttle.password_failed()
@@ -47,6 +66,22 @@ class SignInMixin:
             raise
         throttle.password_passed()
         return cleaned
+
+    def authenticate_account(self) -> dict[str, Any]:
+        """``AuthenticationForm.clean``, with the tenant the person may have named."""
+        try:
+            self.user_cache = authenticate(
+                self.request,
+                username=self.cleaned_data["username"],
+                password=self.cleaned_data["password"],
+                tenant=self.cleaned_data.get("tenant") or None,
+            )
+        except SeveralAccounts:
+            raise ValidationError(SEVERAL_ACCOUNTS, code="several_accounts") from None
+        if self.user_cache is None:
+            raise self.get_invalid_login_error()
+        self.confirm_login_allowed(self.user_cache)
+        return self.cleaned_data
 
     def locked_out_error(self) -> ValidationError:
         return ValidationError(throttling.locked_out_message(self.locked_for), code="locked_out")
@@ -131,12 +166,18 @@ class UserAddForm(forms.ModelForm):
         help_text="Optional: without one, the user cannot sign in until a password is set.",
     )
 
+    # The inviting owner's tenant, set by the admin on the form class it builds per request.
+    tenant_id: int | None = None
+
     class Meta:
         model = User
         fields = ("email", "name", "role", "permissions", "password")
 
     def clean_email(self) -> str:
-        return User.objects.normalize_email(self.cleaned_data["email"]).lower()
+        email = User.objects.normalize_email(self.cleaned_data["email"]).lower()
+        if services.email_taken_in_tenant(tenant_id=self.tenant_id, email=email):
+            raise ValidationError(EMAIL_TAKEN, code="unique")
+        return email
 
     def clean_password(self) -> str:
         password = self.cleaned_data.get("password") or ""
@@ -163,7 +204,12 @@ class UserChangeForm(forms.ModelForm):
         fields = ("email", "name", "role", "permissions", "is_active")
 
     def clean_email(self) -> str:
-        return User.objects.normalize_email(self.cleaned_data["email"]).lower()
+        email = User.objects.normalize_email(self.cleaned_data["email"]).lower()
+        if services.email_taken_in_tenant(
+            tenant_id=self.instance.tenant_id, email=email, user=self.instance
+        ):
+            raise ValidationError(EMAIL_TAKEN, code="unique")
+        return email
 
 
 class ApiKeyAddForm(forms.ModelForm):

@@ -4,7 +4,9 @@ import hashlib
 import secrets
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
+from django.db.models.functions import Lower
 
 from auditlog.permissions import AUDIT_LOG_READ
 from auditlog.querysets import AuditedModel, AuditedQuerySet
@@ -13,16 +15,38 @@ from .fields import EncryptedTextField
 
 TENANT_PERMISSIONS = (AUDIT_LOG_READ,)
 
+# Bounds of a tenant's session timeout: 5 minutes to 30 days. Below 5 a session ends
+# while a page is being read; 0 would mean "until the browser closes" to Django, which
+# the server keeps for SESSION_COOKIE_AGE (14 days), the longest session of all.
+SESSION_TIMEOUT_MIN_MINUTES = 5
+SESSION_TIMEOUT_MAX_MINUTES = 30 * 24 * 60
+
+EMAIL_TAKEN = "A user with this email already exists in this tenant."
+
 
 class Tenant(AuditedModel):
     """A customer: every other row belongs to exactly one tenant."""
 
     name = models.CharField(max_length=200, unique=True)
-    session_timeout_minutes = models.PositiveIntegerField(default=720)
+    session_timeout_minutes = models.PositiveIntegerField(
+        default=720,
+        validators=[
+            MinValueValidator(SESSION_TIMEOUT_MIN_MINUTES),
+            MaxValueValidator(SESSION_TIMEOUT_MAX_MINUTES),
+        ],
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def session_timeout_seconds(self) -> int:
+        """The session's lifetime, always within the bounds (a row written around the model
+        validators, e.g. by SQL, must not give an endless or browser-long session)."""
+        minutes = self.session_timeout_minutes or 0
+        bounded = min(max(minutes, SESSION_TIMEOUT_MIN_MINUTES), SESSION_TIMEOUT_MAX_MINUTES)
+        return bounded * 60
 
 
 class UserManager(BaseUserManager.from_queryset(AuditedQuerySet)):
@@ -32,8 +56,13 @@ class UserManager(BaseUserManager.from_queryset(AuditedQuerySet)):
 
     @transaction.atomic
     def create_user(self, email: str, password: str | None = None, **fields):
-        user = self.model(email=self.normalize_email(email), **fields)
+        # Lower case, as the services store it and the sign-in looks it up; validated, so
+        # ``createsuperuser`` answers a duplicate in the tenant with a message, not a traceback.
+        if isinstance(fields.get("tenant"), int | str):
+            fields["tenant_id"] = fields.pop("tenant")  # createsuperuser passes the tenant's id
+        user = self.model(email=self.normalize_email(email).lower(), **fields)
         user.set_password(password)
+        user.full_clean()
         user.save(using=self._db)
         return user
 
@@ -43,14 +72,19 @@ class UserManager(BaseUserManager.from_queryset(AuditedQuerySet)):
 
 
 class User(AuditedModel, AbstractBaseUser):
-    """A person of one tenant, signing in with an email address."""
+    """A person's account in one tenant, signing in with an email address.
+
+    An address is unique within its tenant only: the same person may hold an account in
+    several tenants, each with its own password (``tenants.backends`` signs in the one
+    whose password matches).
+    """
 
     class Role(models.TextChoices):
         OWNER = "owner", "Owner"
         MEMBER = "member", "Member"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="users")
-    email = models.EmailField(unique=True)
+    email = models.EmailField()
     name = models.CharField(max_length=200, blank=True)
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
     permissions = models.JSONField(default=list, blank=True)
@@ -66,6 +100,15 @@ class User(AuditedModel, AbstractBaseUser):
 
     class Meta(AuditedModel.Meta):
         ordering = ("email",)
+        constraints = [
+            # Led by the address: the sign-in looks an email up across tenants by this index.
+            models.UniqueConstraint(
+                Lower("email"),
+                "tenant",
+                name="user_email_unique_in_tenant",
+                violation_error_message=EMAIL_TAKEN,
+            )
+        ]
 
     def __str__(self) -> str:
         return self.email

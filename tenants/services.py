@@ -9,11 +9,13 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from auditlog.services import record
 
 from .models import (
+    EMAIL_TAKEN,
     TENANT_PERMISSIONS,
     ApiKey,
     Credential,
@@ -84,6 +86,20 @@ def _keep_an_owner(user: User) -> None:
         raise ValidationError("A tenant must keep at least one active owner.")
 
 
+def email_taken_in_tenant(*, tenant_id: int | None, email: str, user: User | None = None) -> bool:
+    """Whether another account of this tenant has the address.
+
+    Only this tenant's accounts are looked at: an address may have an account in every
+    tenant, so an invitation's answer never depends on (or tells of) another tenant's users.
+    """
+    taken = User.objects.alias(email_lower=Lower("email")).filter(
+        tenant_id=tenant_id, email_lower=email.lower()
+    )
+    if user is not None:
+        taken = taken.exclude(pk=user.pk)
+    return taken.exists()
+
+
 @transaction.atomic
 def user_invite(
     *,
@@ -102,6 +118,8 @@ def user_invite(
         role=role,
         permissions=_validate_permissions(list(permissions)),
     )
+    if email_taken_in_tenant(tenant_id=tenant.pk, email=user.email):
+        raise ValidationError({"email": EMAIL_TAKEN})
     user.set_password(password)
     user.full_clean()
     user.save()
@@ -115,6 +133,8 @@ def user_update(*, user: User, **fields: Any) -> User:
         fields["permissions"] = _validate_permissions(fields["permissions"])
     if "email" in fields:
         fields["email"] = User.objects.normalize_email(fields["email"]).lower()
+        if email_taken_in_tenant(tenant_id=user.tenant_id, email=fields["email"], user=user):
+            raise ValidationError({"email": EMAIL_TAKEN})
     demoted = fields.get("role", user.role) != User.Role.OWNER or not fields.get("is_active", True)
     if user.role == User.Role.OWNER and demoted:
         _keep_an_owner(user)

@@ -10,10 +10,12 @@ def expire_session_with_tenant(sender: Any, request: Any, user: Any, **kwargs: A
 
     Django's ``login()`` sends ``user_logged_in`` after it has set up the session, so this one
     place covers ``/login/``, the admin console's sign-in and any other caller of ``login()``.
+    The seconds are always positive: ``set_expiry(0)`` would mean a browser-session cookie
+    that the server keeps for ``SESSION_COOKIE_AGE``, not a short session.
     """
     session = getattr(request, "session", None)
     if session is not None:
-        session.set_expiry(user.tenant.session_timeout_minutes * 60)
+        session.set_expiry(user.tenant.session_timeout_seconds)
 
 
 auth_signals.user_logged_in.connect(expire_session_with_tenant, dispatch_uid="tenants.session")

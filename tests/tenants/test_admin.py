@@ -570,6 +570,21 @@ def test_tenant_settings_change(console, world_a, world_b):
     assert console.get(f"tenants/tenant/{world_b.tenant.pk}/change/").status_code == 404
 
 
+@pytest.mark.parametrize("minutes", ["0", "4", "43201", "2147483647"])
+def test_tenant_session_timeout_out_of_bounds_is_a_form_error(console, world_a, minutes):
+    start = last_id()
+    response = console.post(
+        f"tenants/tenant/{world_a.tenant.pk}/change/",
+        {"name": world_a.tenant.name, "session_timeout_minutes": minutes},
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["session_timeout_minutes"]
+    world_a.tenant.refresh_from_db()
+    assert world_a.tenant.session_timeout_minutes == 720
+    assert entries_after(start) == []
+
+
 # --- Isolation -------------------------------------------------------------------------------
 
 

@@ -296,10 +296,19 @@ def test_change_tenant_settings(world_a, session_owner):
     assert session_owner.call("patch", "tenant/", data)[1] == []
 
 
-def test_invalid_tenant_settings_is_400(owner):
-    assert_refused(
-        owner, "patch", "tenant/", {"session_timeout_minutes": -5}, 400, "session_timeout_minutes"
-    )
+@pytest.mark.parametrize("minutes", [-5, 0, 4, 43_201, 2_147_483_647, 2**40])
+def test_session_timeout_out_of_bounds_is_400(owner, world_a, minutes):
+    data = {"session_timeout_minutes": minutes}
+    assert_refused(owner, "patch", "tenant/", data, 400, "session_timeout_minutes")
+    world_a.tenant.refresh_from_db()
+    assert world_a.tenant.session_timeout_minutes == 720
+
+
+@pytest.mark.parametrize("minutes", [5, 43_200])
+def test_session_timeout_bounds_are_accepted(owner, minutes):
+    data = {"session_timeout_minutes": minutes}
+    response, _ = owner.expect("TenantConfigChange", "patch", "tenant/", data, target_type="tenant")
+    assert response.json()["session_timeout_minutes"] == minutes
 
 
 # --- teams ----------------------------------------------------------------------------------

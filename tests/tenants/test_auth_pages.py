@@ -1,13 +1,19 @@
 """Sign-in, sign-out and home: the real pages, and the entries they leave behind."""
 
 import json
+from datetime import timedelta
+from importlib import import_module
 
 import pytest
+from django.apps import apps as django_apps
 from django.conf import settings
+from django.contrib.sessions.models import Session
 from django.test import Client
+from django.utils import timezone
 
 from auditlog.models import AuditLogEntry
 from tenants import services
+from tenants.models import Tenant
 
 from .. import factories
 
@@ -75,6 +81,49 @@ def test_sign_in_lasts_the_tenants_session_timeout_on_both_pages(client, world_a
     assert response.status_code == 302
     assert client.session.get_expiry_age() == 30 * 60
     assert response.cookies[settings.SESSION_COOKIE_NAME]["max-age"] == 30 * 60
+
+
+def session_row_lifetime(client: Client) -> timedelta:
+    """How long the server keeps the client's session: its row's expire_date, from now."""
+    row = Session.objects.get(session_key=client.cookies[settings.SESSION_COOKIE_NAME].value)
+    return row.expire_date - timezone.now()
+
+
+@pytest.mark.parametrize("page", ["/login/", "/admin/login/"])
+def test_the_stored_session_expires_with_the_tenants_timeout(client, world_a, page):
+    services.tenant_update(tenant=world_a.tenant, session_timeout_minutes=30)
+    data = {"username": world_a.owner.email, "password": factories.PASSWORD, "next": "/"}
+    response = client.post(page, data, **META)
+    assert response.status_code == 302
+    assert response.cookies[settings.SESSION_COOKIE_NAME]["max-age"] == 30 * 60
+    assert timedelta(minutes=29) < session_row_lifetime(client) <= timedelta(minutes=30)
+
+
+@pytest.mark.parametrize("page", ["/login/", "/admin/login/"])
+@pytest.mark.parametrize(("stored", "minutes"), [(0, 5), (1, 5), (10**9, 43_200)])
+def test_a_timeout_stored_out_of_bounds_still_gives_a_bounded_session(
+    client, world_a, page, stored, minutes
+):
+    # A row from before the bounds, or written by SQL: the model's validators never saw it.
+    Tenant.objects.filter(pk=world_a.tenant.pk).update(session_timeout_minutes=stored)
+    data = {"username": world_a.owner.email, "password": factories.PASSWORD, "next": "/"}
+    response = client.post(page, data, **META)
+    assert response.status_code == 302
+    assert response.cookies[settings.SESSION_COOKIE_NAME]["max-age"] == minutes * 60
+    lifetime = session_row_lifetime(client)
+    assert timedelta(minutes=minutes - 1) < lifetime <= timedelta(minutes=minutes)
+
+
+def test_the_migration_clamps_stored_timeouts_into_the_bounds(world_a, world_b):
+    clamp = import_module("tenants.migrations.0002_session_timeout_bounds").clamp_session_timeouts
+    Tenant.objects.filter(pk=world_a.tenant.pk).update(session_timeout_minutes=0)
+    Tenant.objects.filter(pk=world_b.tenant.pk).update(session_timeout_minutes=2_147_483_647)
+    in_bounds = factories.tenant()
+    clamp(django_apps, None)
+    timeouts = dict(Tenant.objects.values_list("pk", "session_timeout_minutes"))
+    assert timeouts[world_a.tenant.pk] == 5
+    assert timeouts[world_b.tenant.pk] == 43_200
+    assert timeouts[in_bounds.pk] == 720
 
 
 def test_wrong_password_records_one_login_failure_without_the_password(client, world_a):
