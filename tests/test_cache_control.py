@@ -9,6 +9,7 @@ from auditlog.models import AuditLogEntry
 @pytest.mark.parametrize(
     ("who", "url"),
     [
+        ("reader", lambda entry: reverse("home")),
         ("reader", lambda entry: reverse("settings")),
         ("reader", lambda entry: reverse("audit_logs")),
         ("reader", lambda entry: reverse("audit_log_detail", args=[entry.pk])),
@@ -34,3 +35,42 @@ def test_an_error_answer_is_no_store_too(client, world_a):
     response = client.get(reverse("audit_logs"))
     assert response.status_code == 403
     assert "no-store" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize(
+    ("who", "path"),
+    [
+        ("reader", "/api/v1/audit_logs?per_page=5"),
+        ("reader", "/api/v1/audit_logs/{entry}"),
+        ("reader", "/api/v1/audit_logs/operations"),
+        ("owner", "/api/v1/audit_logs/export_public_key"),
+        ("owner", "/api/v1/users/"),
+        ("owner", "/api/v1/credentials/"),
+        ("owner", "/api/v1/api_keys/"),
+        ("owner", "/api/v1/teams/"),
+    ],
+)
+def test_every_api_answer_to_a_key_is_no_store(client, world_a, who, path):
+    entry = AuditLogEntry.objects.filter(tenant=world_a.tenant).latest("id")
+    response = client.get(
+        path.format(entry=entry.pk), HTTP_AUTHORIZATION=f"Bearer {world_a.keys[who]}"
+    )
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("who", "path", "status"),
+    [
+        ("anonymous", "/api/v1/audit_logs", 401),
+        ("anonymous", "/settings/audit-logs/", 302),
+        ("member", "/api/v1/audit_logs", 403),
+        ("reader", "/api/v1/audit_logs/987654321", 404),
+        ("reader", "/api/v1/audit_logs?per_page=abc", 400),
+    ],
+)
+def test_refusals_are_no_store(client, world_a, who, path, status):
+    headers = {} if who == "anonymous" else {"HTTP_AUTHORIZATION": f"Bearer {world_a.keys[who]}"}
+    response = client.get(path, **headers)
+    assert response.status_code == status
+    assert response["Cache-Control"] == "no-store"

@@ -8,6 +8,7 @@ proxy would set it; static files are collected once, as a deploy does.
 
 import json
 import re
+import secrets
 import time
 from pathlib import Path
 
@@ -209,3 +210,43 @@ def test_readyz_is_503_until_collectstatic_ran(transactional_db, tmp_path):
     checks = response.json()["checks"]
     assert checks.pop("static_files") == "missing"
     assert set(checks.values()) == {"ok"}
+
+
+def wait_for_log(server, text: str) -> str:
+    """The server's log once it holds ``text`` (gunicorn writes the access line after the
+    response has gone out), or as it is after 10 s."""
+    deadline = time.monotonic() + 10
+    while text not in (log := server.log_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return log
+
+
+@pytest.mark.parametrize("log_format", ["json", "plain"])
+def test_access_log_redacts_keys_in_the_query_string(
+    transactional_db, static_root, tmp_path, world_a, log_format
+):
+    canary = "tak_canary" + secrets.token_hex(16)
+    env = production_env(static_root, LOG_FORMAT=log_format, WEB_CONCURRENCY="1")
+    with gunicorn(env, tmp_path / "web.log") as running:
+        refused = running.get(f"/api/v1/audit_logs?api_key={canary}&per_page=5")
+        listed = running.get(
+            f"/api/v1/audit_logs?per_page=5&Access_Token={canary}&q=%74ak_{canary[4:]}",
+            headers={"Authorization": f"Bearer {world_a.keys['reader']}"},
+        )
+        assert refused.status == 401
+        assert listed.status == 200
+        log = wait_for_log(running, listed.headers["X-Request-ID"])
+    access = [line for line in log.splitlines() if "/api/v1/audit_logs" in line]
+    assert any(
+        refused.headers["X-Request-ID"] in line
+        and "GET /api/v1/audit_logs?api_key=REDACTED&per_page=5 HTTP/1.1" in line
+        for line in access
+    ), access
+    assert any(
+        listed.headers["X-Request-ID"] in line
+        and "/api/v1/audit_logs?per_page=5&Access_Token=REDACTED&q=REDACTED" in line
+        for line in access
+    ), access
+    assert canary not in log
+    assert canary[4:] not in log
+    assert world_a.keys["reader"] not in log
